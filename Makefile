@@ -1,0 +1,25 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both install what is missing first.
+NODE := node_modules/node/bin/node
+TSC := $(NODE) node_modules/typescript/bin/tsc
+TEST_FILES := $(shell find src test -name '*.test.ts' | sort)
+
+.PHONY: deps run test typecheck unit bench clean
+
+deps:
+	@sh scripts/deps.sh
+
+run: deps
+	@$(NODE) --no-warnings scripts/demo.ts
+
+typecheck: deps
+	$(TSC) --noEmit -p tsconfig.json
+
+# Every test, on the pinned Node, through node's own runner (its closing summary is what CI reads).
+test: deps typecheck
+	$(NODE) --no-warnings --test --test-concurrency=2 --test-timeout=900000 $(TEST_FILES)
+
+bench: deps
+	$(NODE) --no-warnings bench/run.ts
+
+clean:
+	rm -rf .cache
