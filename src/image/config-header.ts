@@ -1,0 +1,105 @@
+// The image config inside a flattened rootfs tar, without adding a file to the rootfs: the tar
+// starts with a PAX global header (typeflag 'g', name "pax_global_header") holding one record
+// `KRAUD.image.config=<JSON>`. GNU tar and bsdtar skip unknown global keywords silently.
+import type { Readable } from 'node:stream';
+import type { ContainerConfig, ImageConfigFile } from './types.ts';
+import { decodeBlock, decodePaxRecords } from './tar/tar-header.ts';
+import { padding, paxRecord, ustarBlock } from './tar/tar-writer.ts';
+import { KrError } from '../util/errors.ts';
+
+export const CONFIG_RECORD = 'KRAUD.image.config';
+
+/** What a container needs from the image config to start. */
+export interface ImageConfigHeader {
+  architecture: string;
+  os: string;
+  variant?: string;
+  config: ContainerConfig;
+}
+
+export function configHeaderOf(cfg: ImageConfigFile): ImageConfigHeader {
+  const out: ImageConfigHeader = { architecture: cfg.architecture, os: cfg.os, config: cfg.config ?? {} };
+  if (cfg.variant) out.variant = cfg.variant;
+  return out;
+}
+
+/** The global header block plus its padded record: prepend it to a tar. */
+export function encodeConfigHeader(cfg: ImageConfigFile | ImageConfigHeader): Buffer {
+  const json = JSON.stringify(configHeaderOf(cfg as ImageConfigFile));
+  const data = paxRecord(CONFIG_RECORD, Buffer.from(json, 'utf8'));
+  const block = ustarBlock({ name: 'pax_global_header', typeflag: 'g', mode: 0o666, size: data.length, mtime: 0 });
+  return Buffer.concat([block, data, padding(data.length)]);
+}
+
+function parseFromBytes(first: Buffer): { config: ImageConfigHeader | null; needed: number } {
+  if (first.length < 512) return { config: null, needed: 512 };
+  if (first[156] !== 0x67 /* 'g' */) return { config: null, needed: 0 };
+  const { header } = decodeBlock(first.subarray(0, 512));
+  const needed = 512 + header.size;
+  if (first.length < needed) return { config: null, needed };
+  const value = decodePaxRecords(first.subarray(512, needed)).get(CONFIG_RECORD);
+  if (!value) return { config: null, needed: 0 };
+  try {
+    return { config: JSON.parse(value.toString('utf8')) as ImageConfigHeader, needed: 0 };
+  } catch {
+    throw new KrError('corrupt', `${CONFIG_RECORD} record is not valid JSON`);
+  }
+}
+
+/**
+ * The config carried by a tar's leading global header, or null when there is none.
+ * Given a Readable (an uncompressed tar stream), the bytes looked at are pushed back, so the
+ * stream can still be read from its start afterwards.
+ */
+export async function readConfigHeader(input: Buffer | Readable): Promise<ImageConfigHeader | null> {
+  if (Buffer.isBuffer(input)) {
+    const r = parseFromBytes(input);
+    if (r.needed > input.length && r.config === null && r.needed !== 0) throw new KrError('corrupt', 'tar ends inside its global header');
+    return r.config;
+  }
+  const seen: Buffer[] = [];
+  let have = 0;
+  let want = 512;
+  try {
+    for (;;) {
+      while (have < want) {
+        const chunk = await readChunk(input);
+        if (chunk === null) return have < 512 ? null : parseFromBytes(Buffer.concat(seen)).config;
+        seen.push(chunk);
+        have += chunk.length;
+      }
+      const r = parseFromBytes(Buffer.concat(seen));
+      if (r.needed === 0 || r.needed <= have) return r.config;
+      if (r.needed > 16 * 1024 * 1024) throw new KrError('corrupt', 'tar global header is implausibly large');
+      want = r.needed;
+    }
+  } finally {
+    if (seen.length > 0 && !input.destroyed) input.unshift(Buffer.concat(seen));
+  }
+}
+
+function readChunk(stream: Readable): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const attempt = (): void => {
+      const chunk = stream.read() as Buffer | null;
+      if (chunk !== null) return done(chunk);
+      if (stream.readableEnded) return done(null);
+    };
+    const done = (v: Buffer | null): void => {
+      stream.off('readable', attempt);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      resolve(v);
+    };
+    const onEnd = (): void => done(null);
+    const onError = (e: Error): void => {
+      stream.off('readable', attempt);
+      stream.off('end', onEnd);
+      reject(e);
+    };
+    stream.on('readable', attempt);
+    stream.once('end', onEnd);
+    stream.once('error', onError);
+    attempt();
+  });
+}
