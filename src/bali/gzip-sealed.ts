@@ -1,9 +1,13 @@
-// Deflate leaves up to 7 unused padding bits in its last byte, which no gzip reader checks:
-// flipping them changes the file but not its content, so the signature would still verify.
-// We end every stream we write the same way — a sync flush, then the empty final block —
-// giving the fixed tail `00 00 ff ff 03 00`, whose last byte carries only padding. The
-// verifier requires that byte to be zero whenever the tail has this shape, so with our files
-// any single-byte change anywhere past the gzip header's MTIME/XFL/OS bytes is caught.
+// Deflate pads to byte boundaries with bits no gzip reader checks: flipping them changes the
+// file but not its content, so the signature (over the content) would still verify. We end
+// every stream we write the same way so that the verifier can check all padding:
+//   partial flush  → an empty fixed block: bits 0,1,0 then the 7-bit end code 0000000
+//   sync flush     → an empty stored block: bits 0,0,0, zero padding, then 00 00 ff ff
+//   finish         → the empty final fixed block 03 00 (its last 6 bits are padding)
+// So the tail is `00 00 ff ff 03 00`, the last byte must be 0, and before the stored block's
+// length the stream's last set bit is the partial block's marker, followed by 11 known zero
+// bits and 0–7 padding bits. A flipped padding bit breaks that shape; any other change
+// breaks inflation, gzip's CRC or the signature.
 import { Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
 
@@ -23,20 +27,30 @@ export class SealedGzip extends Transform {
     else this.gzip.once('drain', () => done());
   }
   override _flush(done: TransformCallback): void {
-    this.gzip.flush(zlib.constants.Z_SYNC_FLUSH, () => {
-      this.gzip.once('end', () => done());
-      this.gzip.end();
+    this.gzip.flush(zlib.constants.Z_PARTIAL_FLUSH, () => {
+      this.gzip.flush(zlib.constants.Z_SYNC_FLUSH, () => {
+        this.gzip.once('end', () => done());
+        this.gzip.end();
+      });
     });
   }
 }
 
 /**
- * Checks the last bytes of a gzip file (its final 8 bytes are the CRC and size): when the
- * deflate stream ends with the sealed tail, its padding byte must be zero.
+ * Checks the last bytes of a gzip file (its final 8 bytes are the CRC and size). Streams that
+ * end otherwise (other writers) are left to inflate's own checks.
  */
 export function paddingIsClean(fileTail: Buffer): boolean {
-  if (fileTail.length < 14) return true;
-  const deflateEnd = fileTail.subarray(fileTail.length - 14, fileTail.length - 8);
-  if (!deflateEnd.subarray(0, 5).equals(SEALED_TAIL)) return true;
-  return deflateEnd[5] === 0x00;
+  if (fileTail.length < 17) return true;
+  const deflateEnd = fileTail.subarray(fileTail.length - 17, fileTail.length - 8);
+  if (!deflateEnd.subarray(3, 8).equals(SEALED_TAIL)) return true;
+  if (deflateEnd[8] !== 0x00) return false;
+  // Zero bits after the last set bit of the 24 bits before the stored block's length,
+  // in stream order (deflate fills each byte from its least significant bit).
+  const before = deflateEnd[0] | (deflateEnd[1] << 8) | (deflateEnd[2] << 16);
+  if (before === 0) return false;
+  const trailingZeros = 23 - (31 - Math.clz32(before));
+  return trailingZeros >= 11 && trailingZeros <= 18;
 }
+// Known gap: when zlib stores incompressible data raw (stored blocks), each stored block's
+// header byte also carries padding that inflate skips; those bits are not checked here.

@@ -92,9 +92,11 @@ class TrailerSplitter extends Transform {
 export function openVerifiedTar(file: Readable, opts: VerifyOptions): { tar: Readable; verdict: Promise<Verdict> } {
   let fileBytes = 0;
   let fileTail: Buffer = Buffer.alloc(0);
+  let fileHead: Buffer = Buffer.alloc(0);
   let verdict: Verdict | null = null;
   const counter = new PassThrough();
   counter.on('data', (c: Buffer) => {
+    if (fileBytes === 0) fileHead = Buffer.from(c.subarray(0, 4));
     fileBytes += c.length;
     fileTail = c.length >= 32 ? c.subarray(c.length - 32) : Buffer.concat([fileTail, c]).subarray(-32);
   });
@@ -103,7 +105,8 @@ export function openVerifiedTar(file: Readable, opts: VerifyOptions): { tar: Rea
   const splitter = new TrailerSplitter((s) => {
     // zlib stops at the end of the gzip member and silently drops zero bytes after it.
     if (gunzip.bytesWritten !== fileBytes) return new KrError('corrupt', `${fileBytes - gunzip.bytesWritten} unexpected bytes after the gzip stream`);
-    if (!paddingIsClean(fileTail)) return new KrError('corrupt', 'corrupt gzip stream: the final deflate byte was changed');
+    if (!paddingIsClean(fileTail)) return new KrError('corrupt', 'corrupt gzip stream: padding bits at its end were changed');
+    if (fileHead.length > 3 && fileHead[3] & 0x01) return new KrError('corrupt', 'corrupt gzip stream: unexpected FTEXT flag in the header');
     try {
       verdict = judge(s, fileBytes, opts);
       return null;
