@@ -18,7 +18,7 @@ export class SealedGzip extends Transform {
   private readonly gzip: zlib.Gzip;
   constructor(level = 6) {
     super();
-    this.gzip = zlib.createGzip({ level });
+    this.gzip = zlib.createGzip({ level, chunkSize: 1 << 20 });
     this.gzip.on('data', (chunk: Buffer) => this.push(chunk));
     this.gzip.on('error', (err) => this.destroy(err));
   }
