@@ -3,7 +3,7 @@
 // flattened tar (extracted by GNU tar) against `umoci unpack`.
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 
 export interface PathInfo {
@@ -24,7 +24,7 @@ export interface TreeSnapshot {
   xattrs: Record<string, Record<string, string>>;
 }
 
-function typeOf(st: ReturnType<typeof lstatSync>): string {
+function typeOf(st: Stats): string {
   if (st.isDirectory()) return 'dir';
   if (st.isFile()) return 'file';
   if (st.isSymbolicLink()) return 'symlink';
