@@ -108,7 +108,7 @@ async function readImage(archive: ArchiveFile, tag: string | undefined): Promise
     const name = entry.Layers[i];
     const member = archive.entry(name);
     if (!member) throw new KrError('corrupt', `${what}: layer ${name} missing`);
-    const kind = compressionOfBytes(await readHead(archive, name));
+    const kind = compressionOfBytes(await archive.head(name, 4));
     const descriptor: Descriptor = {
       mediaType: LAYER_MEDIA_TYPE[kind],
       digest: await layerDigest(archive, name, kind, diffIds[i]),
@@ -134,16 +134,6 @@ async function readImage(archive: ArchiveFile, tag: string | undefined): Promise
     repoTags: entry.RepoTags ?? [],
     close: () => archive.close(),
   };
-}
-
-async function readHead(archive: ArchiveFile, name: string): Promise<Buffer> {
-  const stream = archive.openMember(name);
-  try {
-    for await (const chunk of stream) return (chunk as Buffer).subarray(0, 4);
-    return Buffer.alloc(0);
-  } finally {
-    stream.destroy();
-  }
 }
 
 /**

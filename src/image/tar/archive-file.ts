@@ -1,12 +1,11 @@
 // A tar file (optionally gzip-compressed) whose members are read by byte range, never extracted.
 // A plain tar is indexed in place (headers only). A gzipped one cannot be seeked, so it is
 // decompressed once into an unlinked temp file (in tmpDir) and indexed there; close() frees it.
-import { createReadStream, createWriteStream } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { KrError, withContext } from '../../util/errors.ts';
@@ -72,12 +71,21 @@ export class ArchiveFile {
     return buf;
   }
 
+  /** The first `n` bytes of a member (fewer if it is shorter). */
+  async head(name: string, n: number): Promise<Buffer> {
+    const e = this.entry(name);
+    if (!e) throw new KrError('not-found', `archive ${this.path}: ${name} missing`);
+    const buf = Buffer.alloc(Math.min(n, e.header.size));
+    await this.fh.read(buf, 0, buf.length, e.offset);
+    return buf;
+  }
+
   /** A stream over a member's bytes (the file stays open; streams do not close it). */
   openMember(name: string): Readable {
     const e = this.entry(name);
     if (!e) throw new KrError('not-found', `archive ${this.path}: ${name} missing`);
     if (e.header.size === 0) return Readable.from([]);
-    return createReadStream('', { fd: this.fh, start: e.offset, end: e.offset + e.header.size - 1, autoClose: false });
+    return rangeStream(this.fh, e.offset, e.header.size);
   }
 
   async close(): Promise<void> {
@@ -89,17 +97,45 @@ async function gunzipToTemp(src: FileHandle, tmpDir: string, what: string): Prom
   const path = join(tmpDir, `kraud-archive-${process.pid}-${randomBytes(6).toString('hex')}.tar`);
   const out = await open(path, 'wx+', 0o600);
   await unlink(path);
+  let position = 0;
+  // fs streams close their descriptor when destroyed, so both ends here are our own streams over
+  // the FileHandles, which stay open for the range reads that follow.
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      out.write(chunk, 0, chunk.length, position).then(({ bytesWritten }) => {
+        position += bytesWritten;
+        done(bytesWritten === chunk.length ? null : new Error('short write'));
+      }, done);
+    },
+  });
   try {
-    await pipeline(
-      createReadStream('', { fd: src, start: 0, autoClose: false }),
-      createGunzip(),
-      // The same descriptor is read from afterwards, so the write stream must not close it.
-      createWriteStream('', { fd: out, autoClose: false }),
-    );
+    await pipeline(rangeStream(src, 0, (await src.stat()).size), createGunzip(), sink);
   } catch (err) {
     await out.close().catch(() => {});
     if ((err as { code?: string }).code?.startsWith('Z_')) throw new KrError('corrupt', `${what}: bad gzip data`, { cause: err });
     throw err;
   }
   return out;
+}
+
+/** A stream of `length` bytes at `start` of an open file; destroying it leaves the file open. */
+export function rangeStream(fh: FileHandle, start: number, length: number): Readable {
+  let pos = start;
+  const end = start + length;
+  return new Readable({
+    highWaterMark: 1 << 20,
+    read(size: number) {
+      const n = Math.min(Math.max(size, 64 * 1024), end - pos);
+      if (n <= 0) {
+        this.push(null);
+        return;
+      }
+      const buf = Buffer.allocUnsafe(n);
+      fh.read(buf, 0, n, pos).then(({ bytesRead }) => {
+        if (bytesRead === 0) return this.destroy(new KrError('corrupt', 'archive member is truncated'));
+        pos += bytesRead;
+        this.push(bytesRead === n ? buf : buf.subarray(0, bytesRead));
+      }, (err: Error) => this.destroy(err));
+    },
+  });
 }
