@@ -1,5 +1,5 @@
 // Draws ProgressEvents on a terminal (stderr) the way docker pull does: one line per id,
-// redrawn in place. Off a terminal it prints each id's final status once, so logs stay short.
+// redrawn in place. Off a terminal it draws nothing: scripts and logs get results and errors only.
 import type { ProgressEvent, ProgressSink } from '../util/progress.ts';
 
 function human(n: number): string {
@@ -25,11 +25,7 @@ export function formatProgress(e: ProgressEvent): string {
 const finalWords = /complete|exists|Pushed|Digest|Status|Packed|Signed/;
 
 export function progressBars(stream: NodeJS.WriteStream = process.stderr): ProgressSink {
-  if (!stream.isTTY) {
-    return (e) => {
-      if (finalWords.test(e.status)) stream.write(formatProgress(e) + '\n');
-    };
-  }
+  if (!stream.isTTY) return () => {};
   const lines: string[] = [];
   const index = new Map<string, number>();
   let drawn = 0;
