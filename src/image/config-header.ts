@@ -53,8 +53,9 @@ function parseFromBytes(first: Buffer): { config: ImageConfigHeader | null; need
  */
 export async function readConfigHeader(input: Buffer | Readable): Promise<ImageConfigHeader | null> {
   if (Buffer.isBuffer(input)) {
+    if (input.length < 512) return null;
     const r = parseFromBytes(input);
-    if (r.needed > input.length && r.config === null && r.needed !== 0) throw new KrError('corrupt', 'tar ends inside its global header');
+    if (r.needed > input.length) throw new KrError('corrupt', 'tar ends inside its global header (pass more of its first bytes)');
     return r.config;
   }
   const seen: Buffer[] = [];

@@ -55,7 +55,9 @@ export function peek(stream: Readable, n: number): Promise<Buffer> {
 export async function uncompressed(raw: Readable, mediaType: string): Promise<Readable> {
   const kind = compressionOfMediaType(mediaType) ?? compressionOfBytes(await peek(raw, 4));
   if (kind === 'none') return raw;
-  const decompressor = kind === 'gzip' ? createGunzip() : createZstdDecompress();
+  // Big output chunks: each chunk is a round trip to the thread pool, and small ones dominate.
+  const zopts = { chunkSize: 256 * 1024 };
+  const decompressor = kind === 'gzip' ? createGunzip(zopts) : createZstdDecompress(zopts);
   raw.on('error', (err) => decompressor.destroy(err));
   decompressor.on('close', () => raw.destroy());
   return raw.pipe(decompressor);

@@ -50,7 +50,7 @@ function dirFiles(dir: string): LayoutFiles {
     async exists(name) {
       return stat(join(dir, name)).then((s) => s.isFile(), () => false);
     },
-    open: (name) => createReadStream(join(dir, name)),
+    open: (name) => createReadStream(join(dir, name), { highWaterMark: 1024 * 1024 }),
     close: async () => {},
   };
 }
