@@ -227,3 +227,38 @@ test('long names, big ids and binary xattrs survive a round trip through GNU tar
   assert.equal(snap.paths.get('long-link')?.target, 'x'.repeat(200));
   assert.deepEqual(snap.xattrs['caps'], { 'user.raw': '000102feff0a' });
 });
+
+test('layers written by GNU tar (gnu and posix formats) flatten to the same tree', async () => {
+  const src = join(work, 'gnu-src');
+  await mkdir(join(src, 'd'.repeat(90), 'e'.repeat(90)), { recursive: true });
+  execFileSync('sh', ['-c', [
+    `cd "${src}"`,
+    `echo long > "${'d'.repeat(90)}/${'e'.repeat(90)}/${'f'.repeat(120)}"`,
+    'echo data > file && chmod 4750 file && chown 1234:5678 file',
+    'ln file hard',
+    `ln -s "${'t'.repeat(150)}" longlink`,
+    'mkfifo fifo',
+    'mknod null c 1 3',
+    `python3 -c "import os; os.setxattr('file', 'user.k', bytes([0,255,10]))"`,
+  ].join(' && ')]);
+  const expected = snapshot(src);
+  for (const format of ['gnu', 'posix']) {
+    const dir = join(work, `gnu-${format}`);
+    await mkdir(dir, { recursive: true });
+    const layerPath = join(dir, 'layer.tar');
+    execFileSync('tar', [`--format=${format}`, '--xattrs', "--xattrs-include=*", '--numeric-owner', '-cf', layerPath, '-C', src, '.']);
+    const layerBytes = await readFile(layerPath);
+    const image: Image = {
+      ...built.image,
+      layers: [{ descriptor: { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: 'sha256:' + createHash('sha256').update(layerBytes).digest('hex'), size: layerBytes.length }, open: async () => Readable.from([layerBytes]) }],
+    };
+    const out = join(dir, 'out.tar');
+    await flattenToFile(image, out);
+    const root = join(dir, 'root');
+    extract(out, root);
+    const got = snapshot(root);
+    assert.deepEqual([...got.paths.entries()], [...expected.paths.entries()], format);
+    assert.deepEqual(got.hardlinkGroups, expected.hardlinkGroups, format);
+    assert.deepEqual(got.xattrs, expected.xattrs, format);
+  }
+});
