@@ -3,10 +3,9 @@
 // identity, then signed.
 import { PassThrough } from 'node:stream';
 import { noProgress, type ProgressSink } from '../util/progress.ts';
-import { CONFIG_RECORD, configHeaderOf } from '../image/config-header.ts';
+import { CONFIG_RECORD, encodeConfigHeader } from '../image/config-header.ts';
 import { flatten } from '../image/flatten.ts';
 import { openImageSource } from '../image/source.ts';
-import { encodePaxGlobalHeader } from '../image/pax-global.ts';
 import type { Image } from '../image/types.ts';
 import type { SigningKey } from './keys.ts';
 import { writeBaliFile, type WrittenFile } from './sign.ts';
@@ -25,10 +24,8 @@ export interface PackOptions {
 
 /** Flattens `image` and writes it to `target` as a bali file. */
 export async function packImage(image: Image, target: string, key: SigningKey | null, progress: ProgressSink = noProgress): Promise<WrittenFile> {
-  const records: Record<string, string> = { [CONFIG_RECORD]: JSON.stringify(configHeaderOf(image.config)) };
-  if (key) records[SIGNER_RECORD] = key.identity;
   const body = new PassThrough({ highWaterMark: 1 << 20 });
-  body.write(encodePaxGlobalHeader(records));
+  body.write(encodeConfigHeader(image.config, key ? { [SIGNER_RECORD]: key.identity } : {}));
   const flattening = flatten(image, body, { configHeader: false, progress });
   // If flattening fails, the writer sees the error and removes its temp file.
   flattening.catch((err) => body.destroy(err));

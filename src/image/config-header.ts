@@ -4,7 +4,7 @@
 import type { Readable } from 'node:stream';
 import type { ContainerConfig, ImageConfigFile } from './types.ts';
 import { decodeBlock, decodePaxRecords } from './tar/tar-header.ts';
-import { padding, paxRecord, ustarBlock } from './tar/tar-writer.ts';
+import { encodePaxGlobalHeader } from './pax-global.ts';
 import { KrError } from '../util/errors.ts';
 
 export const CONFIG_RECORD = 'KRAUD.image.config';
@@ -23,12 +23,9 @@ export function configHeaderOf(cfg: ImageConfigFile): ImageConfigHeader {
   return out;
 }
 
-/** The global header block plus its padded record: prepend it to a tar. */
-export function encodeConfigHeader(cfg: ImageConfigFile | ImageConfigHeader): Buffer {
-  const json = JSON.stringify(configHeaderOf(cfg as ImageConfigFile));
-  const data = paxRecord(CONFIG_RECORD, Buffer.from(json, 'utf8'));
-  const block = ustarBlock({ name: 'pax_global_header', typeflag: 'g', mode: 0o666, size: data.length, mtime: 0 });
-  return Buffer.concat([block, data, padding(data.length)]);
+/** The global header block plus its padded records (the config and any `extra`): prepend it to a tar. */
+export function encodeConfigHeader(cfg: ImageConfigFile | ImageConfigHeader, extra: Record<string, string> = {}): Buffer {
+  return encodePaxGlobalHeader({ [CONFIG_RECORD]: JSON.stringify(configHeaderOf(cfg as ImageConfigFile)), ...extra });
 }
 
 function parseFromBytes(first: Buffer): { config: ImageConfigHeader | null; needed: number } {
