@@ -49,6 +49,24 @@ function parseNumber(block: Buffer, offset: number, length: number): number {
   return parseInt(block.toString('latin1', start, stop), 8);
 }
 
+/**
+ * The size field, strictly: garbage after the digits or a negative base-256 value would make the
+ * reader lose its place in the archive, so both are refused (as GNU tar does).
+ */
+function parseSize(block: Buffer, path: string): number {
+  const size = parseNumber(block, 124, 12);
+  let valid = Number.isSafeInteger(size) && size >= 0;
+  if (valid && !(block[124] & 0x80)) {
+    let i = 124;
+    while (i < 136 && block[i] === 0x20) i++;
+    while (i < 136 && block[i] >= 0x30 && block[i] <= 0x37) i++;
+    while (i < 136 && (block[i] === 0 || block[i] === 0x20)) i++;
+    valid = i === 136;
+  }
+  if (!valid) throw new KrError('corrupt', `tar entry ${JSON.stringify(path)}: invalid size field`);
+  return size;
+}
+
 function parseString(block: Buffer, offset: number, length: number): string {
   const nul = block.indexOf(0, offset);
   const end = nul === -1 || nul > offset + length ? offset + length : nul;
@@ -95,7 +113,7 @@ export function decodeBlock(block: Buffer): RawBlock {
       mode: parseNumber(block, 100, 8) & 0o7777,
       uid: parseNumber(block, 108, 8),
       gid: parseNumber(block, 116, 8),
-      size: parseNumber(block, 124, 12),
+      size: parseSize(block, path),
       mtime: parseNumber(block, 136, 12),
       linkname: parseString(block, 157, 100),
       uname: parseString(block, 265, 32),
