@@ -3,10 +3,18 @@ NODE := node_modules/node/bin/node
 TSC := $(NODE) node_modules/typescript/bin/tsc
 TEST_FILES := $(shell find src test -name '*.test.ts' | sort)
 
-.PHONY: deps run test typecheck unit bench clean
+.PHONY: deps native run test typecheck bench clean
 
 deps:
 	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory native
+
+# Small C helpers for what Node cannot do itself (namespaces for the whole process, pivot_root).
+native: build/bali-enter
+
+build/bali-enter: native/bali-enter.c
+	@mkdir -p build
+	gcc -O2 -Wall -Wextra -o $@ $<
 
 run: deps
 	@$(NODE) --no-warnings scripts/demo.ts
@@ -22,4 +30,4 @@ bench: deps
 	$(NODE) --no-warnings bench/run.ts
 
 clean:
-	rm -rf .cache
+	rm -rf .cache build

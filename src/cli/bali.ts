@@ -1,5 +1,5 @@
 // bali: signed single-file images. Thin: parse arguments, call the library, print results.
-import { parse, result, runCli, say, UsageError } from './common.ts';
+import { parse, result, runCli, say, UsageError, withExitCode } from './common.ts';
 import { progressBars } from './progress-bars.ts';
 import { createKey, loadKey, loadOrCreateKey, readTrustedIdentities } from '../bali/keys.ts';
 
@@ -12,7 +12,23 @@ commands:
         [--platform OS/ARCH] [--insecure-registry]   reference, a docker archive or an OCI layout
   sign IN.tar[.gz] OUT.tar.gz         sign an existing rootfs tarball as it is
   verify FILE (--identity ID | --identity-file FILE)...   check a signature: "OK <signer>"
-  inspect FILE [--identity ID]... [--json]                 signer, digests, size, image config`;
+  inspect FILE [--identity ID]... [--json]                 signer, digests, size, image config
+  run [options] SOURCE [-- CMD ARGS...]   verify, then become the image's service (see bali run --help)`;
+
+const runUsage = `bali run [options] SOURCE [-- CMD ARGS...]
+
+SOURCE is a path, file:// or http(s):// URL of a bali file. The process becomes the service
+(execve): same PID, its exit status is yours. Only the mount namespace is new.
+
+  --identity ID            trust this signer (repeatable)
+  --identity-file FILE     trust the identities in FILE (one a line)
+  --insecure-skip-verify   run unsigned or untrusted files (with a warning)
+  -e, --env K=V | K        set a variable, or copy K from this environment
+  -v, --volume SRC:DST[:ro]  bind a host directory or file
+  -w, --workdir DIR        working directory inside the image
+  -u, --user USER[:GROUP]  user (name or id) from the image's /etc/passwd
+  --entrypoint CMD         replace the image's entrypoint
+  --mem SIZE               memory limit (e.g. 512m) in a cgroup under the caller's own`;
 
 const commands: Record<string, (args: string[]) => Promise<void>> = {
   async keygen(args) {
@@ -62,6 +78,51 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     const { verifyFile } = await import('../bali/verify.ts');
     const verdict = await verifyFile(positionals[0], { trusted });
     result(`OK ${verdict.signer}`);
+  },
+
+  async run(args) {
+    const dashdash = args.indexOf('--');
+    const before = dashdash >= 0 ? args.slice(0, dashdash) : args;
+    const { values, positionals } = parse(
+      before,
+      {
+        identity: { type: 'string', multiple: true },
+        'identity-file': { type: 'string', multiple: true },
+        'insecure-skip-verify': { type: 'boolean' },
+        env: { type: 'string', short: 'e', multiple: true },
+        volume: { type: 'string', short: 'v', multiple: true },
+        workdir: { type: 'string', short: 'w' },
+        user: { type: 'string', short: 'u' },
+        entrypoint: { type: 'string' },
+        mem: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      runUsage,
+    );
+    if (values.help) return result(runUsage);
+    if (positionals.length < 1) throw new UsageError(`run needs a SOURCE\n${runUsage}`);
+    const { parseEnvOption, parseSize, parseVolume } = await import('../bali/run/options.ts');
+    for (const e of values.env ?? []) parseEnvOption(e);
+    const opts = {
+      source: positionals[0],
+      identities: values.identity ?? [],
+      identityFiles: values['identity-file'] ?? [],
+      insecure: values['insecure-skip-verify'] === true,
+      env: values.env ?? [],
+      volumes: (values.volume ?? []).map(parseVolume),
+      workdir: values.workdir,
+      user: values.user,
+      entrypoint: values.entrypoint,
+      memoryBytes: values.mem !== undefined ? parseSize(values.mem) : undefined,
+      command: [...positionals.slice(1), ...(dashdash >= 0 ? args.slice(dashdash + 1) : [])],
+    };
+    const run = await import('../bali/run/run.ts');
+    try {
+      if (run.isStage2()) await run.finishRun(opts, progressBars(), say);
+      else run.startRun(opts, args);
+    } catch (err) {
+      throw withExitCode(err, 125); // a failure of bali itself, told apart from the service's exit codes
+    }
   },
 
   async inspect(args) {

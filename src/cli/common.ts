@@ -5,6 +5,12 @@ import { KrError } from '../util/errors.ts';
 
 export class UsageError extends Error {}
 
+/** Marks an error with the exit code the program should end with (bali run: 125, like docker run). */
+export function withExitCode<T>(err: T, code: number): T {
+  if (err && typeof err === 'object') (err as { exitCode?: number }).exitCode = code;
+  return err;
+}
+
 export function say(message: string): void {
   process.stderr.write(message + '\n');
 }
@@ -32,12 +38,12 @@ export async function runCli(program: string, main: () => Promise<void>): Promis
       process.exitCode = 2;
     } else if (err instanceof KrError) {
       say(`${program}: ${err.message}`);
-      process.exitCode = 1;
+      process.exitCode = (err as KrError & { exitCode?: number }).exitCode ?? 1;
     } else {
       const e = err as Error;
       say(`${program}: ${e && e.message ? e.message.split('\n')[0] : String(err)}`);
       if (process.env.KRAUD_DEBUG) say(String(e && e.stack));
-      process.exitCode = 1;
+      process.exitCode = (e as Error & { exitCode?: number })?.exitCode ?? 1;
     }
   }
 }
