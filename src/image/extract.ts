@@ -247,7 +247,7 @@ class Extraction {
       await this.tree.remove(rel);
       await symlink(target, path);
     });
-    this.tree.mark(rel, 'other');
+    this.tree.mark(rel, 'symlink');
     // By path, so awaited here: a later entry must not be able to swap a parent under it.
     await applyToSymlink(path, h, this.meta);
     return true;

@@ -6,7 +6,7 @@
 // (open O_CREAT|O_EXCL|O_NOFOLLOW, mkdir, symlink, link, mknod all fail with EEXIST instead).
 import { lstat, mkdir, rm, unlink } from 'node:fs/promises';
 
-export type Known = 'dir' | 'file' | 'other';
+export type Known = 'dir' | 'file' | 'symlink' | 'other';
 
 /** A refusal from the tree: the caller turns it into a hostile-entry verdict. */
 export class Unsafe extends Error {}
@@ -52,6 +52,7 @@ export class SafeTree {
       rel = i === 0 ? parts[0] : rel + '/' + parts[i];
       const kind = this.known.get(rel);
       if (kind === 'dir') continue;
+      if (kind === 'symlink') throw new Unsafe(`parent ${JSON.stringify(rel)} is a symlink`);
       if (kind !== undefined) throw new Unsafe(`parent ${JSON.stringify(rel)} is not a directory`);
       const st = await lstat(this.abs(rel)).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT') return null;

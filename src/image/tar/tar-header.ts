@@ -55,7 +55,8 @@ function parseNumber(block: Buffer, offset: number, length: number): number {
  */
 function parseSize(block: Buffer, path: string): number {
   const size = parseNumber(block, 124, 12);
-  let valid = Number.isSafeInteger(size) && size >= 0;
+  // 0xff leads a negative base-256 number (whose value may even round to -0).
+  let valid = block[124] !== 0xff && Number.isSafeInteger(size) && size >= 0;
   if (valid && !(block[124] & 0x80)) {
     let i = 124;
     while (i < 136 && block[i] === 0x20) i++;
