@@ -235,3 +235,89 @@ test('36 hardlink to a file whose parent was later swapped for a symlink', () =>
   expectSafe([dir('d'), file('d/f'), symlink('d', '../../outside'), hardlink('l', 'd/sentinel')], refuse('is a symlink')));
 test('37 invalid owner (a base-256 uid of 2^48)', () =>
   expectSafe([file('o', 'x', { patch: (b) => (b.fill(0, 108, 116), (b[108] = 0x80), (b[110] = 1)) })], refuse('invalid owner')));
+
+// ---- well-formed archives ----
+
+/** Everything GNU tar and we should agree on, per path; hardlinks as groups of paths sharing an inode. */
+function treeOf(root: string): { entries: string[]; links: string[] } {
+  const entries: string[] = [];
+  const byIno = new Map<number, string[]>();
+  const walk = (p: string, rel: string) => {
+    for (const name of readdirSync(p).sort()) {
+      const full = join(p, name);
+      const r = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(full);
+      const type = st.isFile() ? 'f' : st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFIFO() ? 'p' : st.isCharacterDevice() ? 'c' : 'other';
+      // Symlinks' and fifos' mtimes are included too; dirs' mtimes prove they were set after their contents.
+      let extra = `${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} ${Math.floor(st.mtimeMs / 1000)}`;
+      if (type === 'f') extra += ' ' + createHash('sha256').update(readFileSync(full)).digest('hex').slice(0, 16);
+      if (type === 'l') extra = `${st.uid}:${st.gid} -> ${readlinkSync(full)}`;
+      if (type === 'c') extra += ` ${st.rdev}`;
+      entries.push(`${r} ${type} ${extra}`);
+      if (type === 'f' && st.nlink > 1) byIno.set(st.ino, [...(byIno.get(st.ino) ?? []), r]);
+      if (type === 'd') walk(full, r);
+    }
+  };
+  walk(root, '');
+  return { entries, links: [...byIno.values()].map((g) => g.sort().join(' = ')).sort() };
+}
+
+test('a GNU tar rootfs extracts to the same tree GNU tar makes', async () => {
+  const base = mkdtempSync('/tmp/kr-extract-gnu-');
+  try {
+    const src = join(base, 'src');
+    const sh = (cmd: string) => execFileSync('sh', ['-c', cmd.replace(/\n\s*/g, ' ')], { cwd: src, stdio: ['ignore', 'ignore', 'inherit'] });
+    mkdirSync(src);
+    sh(`mkdir -p bin etc home/user/.cache usr/lib ro && printf 'hello\\n' > etc/hostname && head -c 300000 /dev/urandom > usr/lib/blob
+        && cp /bin/true bin/ping && setcap cap_net_raw+ep bin/ping && cp /bin/true bin/su && chmod 4755 bin/su
+        && chmod 2755 usr/lib && chmod 1777 home && ln usr/lib/blob usr/lib/blob.hard && ln usr/lib/blob bin/blob3
+        && ln -s ../usr/lib lib64 && ln -s /etc/hostname etc/abs-link && ln -s dangling etc/dangle && mkfifo etc/fifo
+        && printf 'mine\\n' > home/user/file && chown -R 1000:1000 home/user && chmod 600 home/user/file
+        && printf 'ro\\n' > ro/f && chmod 555 ro && touch -h -d '2001-02-03 04:05:06' etc/* bin/* lib64 home/user/file
+        && touch -d '1999-12-31 23:59:59' etc home/user ro usr/lib`);
+    const tarPath = join(base, 'rootfs.tar');
+    execFileSync('tar', ['--xattrs', '--xattrs-include=*', '-cpf', tarPath, '-C', src, '.']);
+    const gnu = join(base, 'gnu');
+    const ours = join(base, 'ours');
+    mkdirSync(gnu);
+    mkdirSync(ours);
+    execFileSync('tar', ['--xattrs', '--xattrs-include=*', '-xpf', tarPath, '-C', gnu]);
+    const r = await extractTar(createReadStream(tarPath), ours);
+    assert.deepEqual(treeOf(ours), treeOf(gnu));
+    assert.equal(r.hostileSkipped, 0);
+    assert.ok(r.entries >= 20 && r.bytes > 300000, JSON.stringify(r));
+    const caps = (root: string) => execFileSync('getcap', [join(root, 'bin/ping')], { encoding: 'utf8' }).replace(root, '');
+    assert.equal(caps(ours), caps(gnu));
+    assert.match(caps(ours), /cap_net_raw=ep/);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+});
+
+test('later entries replace earlier ones; devices when allowed; a PAX global header makes no file', async () => {
+  const box = sandbox();
+  try {
+    const r = await extractTar(Readable.from([tarOf([
+      { name: 'first', data: 'x', globalPax: { comment: 'global' } },
+      file('f', 'old'), file('f', 'new'), // file over file
+      dir('d'), file('d', 'file now'), // file over an empty dir
+      dir('full'), file('full/x'), file('full', 'over a full dir'), // file over a non-empty dir
+      file('e', 'was a file'), dir('e', 0o700), file('e/inside', 'y'), // dir over file
+      dir('k', 0o750), dir('k', 0o711), // dir over dir: the last metadata wins
+      { name: 'dev/null', flag: '3', devmajor: 1, devminor: 3, mode: 0o666 },
+      hardlink('f-again', 'f'),
+    ])]), box.root, { allowDevices: true });
+    const t = treeOf(box.root).entries.map((e) => e.replace(/ \d+:\d+ \d+/, ''));
+    assert.deepEqual(readdirSync(box.root).sort(), ['d', 'dev', 'e', 'f', 'f-again', 'first', 'full', 'k']);
+    assert.equal(readFileSync(join(box.root, 'f'), 'utf8'), 'new');
+    assert.equal(readFileSync(join(box.root, 'd'), 'utf8'), 'file now');
+    assert.equal(readFileSync(join(box.root, 'full'), 'utf8'), 'over a full dir');
+    assert.equal(readFileSync(join(box.root, 'e/inside'), 'utf8'), 'y');
+    assert.ok(t.includes('k d 711'), t.join('\n'));
+    assert.ok(t.some((e) => e.startsWith('dev/null c 666')), t.join('\n'));
+    assert.equal(lstatSync(join(box.root, 'f-again')).ino, lstatSync(join(box.root, 'f')).ino);
+    assert.equal(r.devicesSkipped, 0);
+  } finally {
+    rmSync(box.parent, { recursive: true, force: true });
+  }
+});
