@@ -16,14 +16,14 @@
 //   trusted.overlay.* are never applied.
 // - Hostile entries abort with KrError 'corrupt' naming the entry (onHostile 'refuse', the default)
 //   or are skipped and counted ('skip'). Limits (maxEntries, maxBytes) always abort.
-import { constants } from 'node:fs';
+import { closeSync, constants, openSync, writeSync, writevSync } from 'node:fs';
 import { link, lstat, mkdir, open, realpath, symlink, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { KrError, withContext } from '../util/errors.ts';
 import type { TarHeader } from './tar/tar-header.ts';
 import { readTarStream, type TarStreamEntry } from './tar/tar-reader.ts';
 import { normalizeEntryPath, printableName } from './extract/entry-path.ts';
-import { applyByFd, applyToNode, applyToSymlink, type MetaPolicy } from './extract/metadata.ts';
+import { applyByFd, applyByFdSync, applyToNode, applyToSymlink, type MetaPolicy } from './extract/metadata.ts';
 import { makeNode } from './extract/native-ops.ts';
 import { TaskPool } from './extract/pool.ts';
 import { SafeTree, Unsafe } from './extract/safe-tree.ts';
@@ -175,6 +175,28 @@ class Extraction {
 
   private async file(entry: TarStreamEntry, rel: string, parts: string[]): Promise<boolean> {
     await this.tree.ensureParents(parts);
+    const h = entry.header;
+    const data = entry.data();
+    // Small files (most of a rootfs) are read whole and written with a few synchronous calls: on
+    // tmpfs each is a few µs, while an async round trip through libuv's pool per call made
+    // extraction ~10× slower than tar -xf (measured). Large files stream with async writes.
+    const head: Buffer[] = [];
+    let headBytes = 0;
+    let more = true;
+    while (headBytes < WRITE_BATCH) {
+      const next = await data.next();
+      if (next.done) {
+        more = false;
+        break;
+      }
+      head.push(next.value);
+      headBytes += next.value.length;
+    }
+    if (!more) {
+      this.writeSmallFile(rel, h, head);
+      this.result.bytes += headBytes;
+      return true;
+    }
     const path = this.tree.abs(rel);
     const fh = await open(path, CREATE_FILE, 0o600).catch(async (err: NodeJS.ErrnoException) => {
       if (err.code !== 'EEXIST') throw err;
@@ -183,12 +205,12 @@ class Extraction {
     });
     this.tree.mark(rel, 'file');
     // One batch is written while the next is read; positional writes keep them independent.
-    let written: Promise<void> = Promise.resolve();
-    let pos = 0;
+    let written: Promise<void> = writeAll(fh, head, 0);
+    let pos = headBytes;
     let batch: Buffer[] = [];
     let batchBytes = 0;
     try {
-      for await (const piece of entry.data()) {
+      for await (const piece of data) {
         batch.push(piece);
         batchBytes += piece.length;
         if (batchBytes >= WRITE_BATCH) {
@@ -207,7 +229,6 @@ class Extraction {
     const last = batch;
     const lastPos = pos;
     this.result.bytes += pos + batchBytes;
-    const h = entry.header;
     await this.pool.add(
       written
         .then(() => (last.length > 0 ? writeAll(fh, last, lastPos) : undefined))
@@ -215,6 +236,25 @@ class Extraction {
         .finally(() => fh.close()),
     );
     return true;
+  }
+
+  private writeSmallFile(rel: string, h: TarHeader, chunks: Buffer[]): void {
+    const path = this.tree.abs(rel);
+    let fd: number;
+    try {
+      fd = openSync(path, CREATE_FILE, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      this.tree.removeSync(rel);
+      fd = openSync(path, CREATE_FILE, 0o600);
+    }
+    this.tree.mark(rel, 'file');
+    try {
+      writeAllSync(fd, chunks);
+      applyByFdSync(fd, h, this.meta);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   private async dir(h: TarHeader, rel: string, parts: string[]): Promise<boolean> {
@@ -307,6 +347,15 @@ async function writeAll(fh: FileHandle, bufs: Buffer[], pos: number): Promise<vo
   if (done === total) return;
   const rest = Buffer.concat(bufs);
   while (done < total) done += (await fh.write(rest, done, total - done, pos + done)).bytesWritten;
+}
+
+function writeAllSync(fd: number, bufs: Buffer[]): void {
+  if (bufs.length === 0) return;
+  const total = bufs.reduce((n, b) => n + b.length, 0);
+  let done = writevSync(fd, bufs, 0);
+  if (done === total) return;
+  const rest = Buffer.concat(bufs);
+  while (done < total) done += writeSync(fd, rest, done, total - done, done);
 }
 
 /** One line for any failure: truncation said as such, the entry named, fs errors given a kind. */

@@ -1,5 +1,6 @@
 // Owner, mode, xattrs and mtime: applied through an open fd for files and directories (nothing to
 // resolve, so nothing to follow), by path only for symlinks (l* calls) and fresh device nodes.
+import { fchmodSync, fchownSync, futimesSync } from 'node:fs';
 import { chmod, lchown, lutimes, type FileHandle } from 'node:fs/promises';
 import type { TarHeader } from '../tar/tar-header.ts';
 import { cString, nativeOps } from './native-ops.ts';
@@ -23,6 +24,14 @@ export async function applyByFd(fh: FileHandle, h: TarHeader, policy: MetaPolicy
   await fh.chmod(modeFor(h, policy));
   if (h.xattrs) setXattrs(fh.fd, h.xattrs, policy);
   await fh.utimes(h.mtime, h.mtime);
+}
+
+/** The same, synchronously (small files: see extract.ts). */
+export function applyByFdSync(fd: number, h: TarHeader, policy: MetaPolicy): void {
+  if (policy.sameOwner) fchownSync(fd, h.uid, h.gid);
+  fchmodSync(fd, modeFor(h, policy));
+  if (h.xattrs) setXattrs(fd, h.xattrs, policy);
+  futimesSync(fd, h.mtime, h.mtime);
 }
 
 function setXattrs(fd: number, xattrs: Map<string, Buffer>, policy: MetaPolicy): void {

@@ -4,6 +4,7 @@
 // never changed since: all changes under the root are ours, and replacing a path forgets everything
 // below it), and the last component is created with calls that never follow a symlink there
 // (open O_CREAT|O_EXCL|O_NOFOLLOW, mkdir, symlink, link, mknod all fail with EEXIST instead).
+import { lstatSync, rmSync, unlinkSync } from 'node:fs';
 import { lstat, mkdir, rm, unlink } from 'node:fs/promises';
 
 export type Known = 'dir' | 'file' | 'symlink' | 'other';
@@ -83,6 +84,23 @@ export class SafeTree {
     } else {
       await unlink(path);
     }
+    this.forget(rel, st?.isDirectory() ?? false);
+  }
+
+  /**
+   * remove(), synchronously, for the small-file path. Background tasks only touch paths of
+   * symlinks and nodes, which are awaited inline, and fds; so there is nothing to wait for here.
+   */
+  removeSync(rel: string): void {
+    const path = this.abs(rel);
+    let st;
+    try {
+      st = lstatSync(path);
+    } catch {
+      st = null;
+    }
+    if (st?.isDirectory()) rmSync(path, { recursive: true, force: true });
+    else if (st) unlinkSync(path);
     this.forget(rel, st?.isDirectory() ?? false);
   }
 
