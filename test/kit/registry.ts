@@ -6,12 +6,13 @@ import * as fsp from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startTokenServer, type TokenServer } from './token-server.ts';
 
 export interface RegistryOptions {
   /** Basic auth users (bcrypt htpasswd made with `htpasswd -Bbn`). */
   users?: { username: string; password: string }[];
-  /** Token auth: the registry trusts JWTs signed by the key in `rootCertBundle` (PEM cert). */
-  token?: { realm: string; service: string; issuer: string; rootCertBundle: string };
+  /** Token auth: a loopback token server (see token-server.ts) issues JWTs the registry trusts. */
+  tokenAuth?: { users: { username: string; password: string }[]; anonymousPull?: boolean };
   /** Storage directory; a fresh temp dir (removed by stop()) when absent. */
   storageDir?: string;
 }
@@ -21,6 +22,8 @@ export interface TestRegistry {
   host: string;
   /** Where the registry keeps blobs (docker/registry/v2/blobs/sha256/xx/<hex>/data). */
   storageDir: string;
+  /** The token server, when tokenAuth was asked for (its log of requests helps assertions). */
+  tokenServer?: TokenServer;
   /** Path of a blob's data file inside storageDir. */
   blobFile(digest: string): string;
   stop(): Promise<void>;
@@ -50,9 +53,12 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     const file = join(work, 'htpasswd');
     await fsp.writeFile(file, lines.join('\n') + '\n');
     auth = `auth:\n  htpasswd:\n    realm: kraud-test\n    path: ${file}\n`;
-  } else if (opts.token) {
-    const t = opts.token;
-    auth = `auth:\n  token:\n    realm: ${t.realm}\n    service: ${t.service}\n    issuer: ${t.issuer}\n    rootcertbundle: ${t.rootCertBundle}\n`;
+  }
+  let tokenServer: TokenServer | undefined;
+  if (opts.tokenAuth) {
+    tokenServer = await startTokenServer({ dir: work, ...opts.tokenAuth });
+    const t = tokenServer;
+    auth = `auth:\n  token:\n    realm: ${t.realm}\n    service: ${t.service}\n    issuer: ${t.issuer}\n    rootcertbundle: ${t.certFile}\n`;
   }
 
   // Retry on a lost port race: another process may grab the port between probe and bind.
@@ -73,12 +79,14 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     if (!ready) {
       child.kill('SIGKILL');
       if (attempt < 3 && /address already in use/.test(log)) continue;
+      await tokenServer?.stop();
       await fsp.rm(work, { recursive: true, force: true });
       throw new Error(`docker-registry did not start on ${host}: ${log.trim().split('\n').slice(-3).join(' | ')}`);
     }
     return {
       host,
       storageDir,
+      tokenServer,
       blobFile: (digest) => {
         const hex = digest.replace(/^sha256:/, '');
         return join(storageDir, 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex, 'data');
@@ -89,6 +97,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
           child.kill('SIGTERM');
           await gone;
         }
+        await tokenServer?.stop();
         await fsp.rm(work, { recursive: true, force: true });
       },
     };

@@ -45,6 +45,8 @@ export class Authenticator {
   private mode: 'none' | 'basic' | 'bearer' = 'none';
   private bearer: Challenge | undefined;
   private readonly tokens = new Map<string, { header: string; expires: number }>();
+  // Parallel requests hitting 401 together share one token request.
+  private readonly pending = new Map<string, Promise<string>>();
 
   constructor(registry: string, credentials: Credentials | undefined) {
     this.registry = registry;
@@ -76,7 +78,12 @@ export class Authenticator {
     if (bearer && bearer.params.realm) {
       this.mode = 'bearer';
       this.bearer = bearer;
-      return this.fetchToken(scope, signal);
+      let inflight = this.pending.get(scope);
+      if (!inflight) {
+        inflight = this.fetchToken(scope, signal).finally(() => this.pending.delete(scope));
+        this.pending.set(scope, inflight);
+      }
+      return inflight;
     }
     if (basic) {
       this.mode = 'basic';
