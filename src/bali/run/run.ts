@@ -86,7 +86,12 @@ export async function finishRun(opts: RunOptions, progress: ProgressSink, warn: 
   const { tar, verdict } = openVerifiedTar(source.stream, { trusted, insecure: opts.insecure });
   const header = await readConfigHeader(tar);
   // Extraction runs while verification reads; only a verified end of stream lets it finish.
-  await extractTar(tar, root, { allowDevices: true });
+  try {
+    await extractTar(tar, root, { allowDevices: true });
+  } catch (err) {
+    await verdict; // a verification failure explains a broken stream better than the extractor can
+    throw err;
+  }
   const v = await verdict;
   if (opts.insecure && !v.trusted) warn(`WARNING: running ${v.signed ? `a file signed by ${v.signer ?? 'an unknown key'}, not a trusted identity` : 'an unsigned file'} (--insecure-skip-verify)`);
 
