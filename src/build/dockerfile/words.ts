@@ -147,6 +147,7 @@ class WordLexer {
     if (name === '') this.fail('bad substitution');
     const value = this.lookup(name);
     const op = this.peek();
+    if (op === '') this.fail("missing '}'");
     if (op === '}') {
       this.pos++;
       return value ?? '';
