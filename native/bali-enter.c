@@ -4,12 +4,14 @@
  *
  *   bali-enter unshare ROOT -- PROGRAM ARGS...
  *       New private mount namespace for this process; a fresh tmpfs on ROOT (an existing
- *       directory, hidden only inside the namespace); then execv PROGRAM (bali's second stage,
- *       which verifies and extracts the image into ROOT).
+ *       directory, hidden only inside the namespace; "-" for none); then execv PROGRAM (bali
+ *       run's second stage, which verifies and extracts the image into ROOT, or bali build,
+ *       whose overlay mounts then vanish with the process whatever happens).
  *
  *   bali-enter enter ROOT [--bind SRC:DST[:ro]]... [--uid N] [--gid N] [--groups G,G]
- *                    [--cwd DIR] -- COMMAND ARGS...
- *       Mounts /proc, /sys, /dev (the host's, recursively), /dev/shm and /run inside ROOT,
+ *                    [--cwd DIR] [--keep-run] -- COMMAND ARGS...
+ *       Mounts /proc, /sys, /dev (the host's, recursively), /dev/shm and /run (unless
+ *       --keep-run: a build step's /run belongs to the image) inside ROOT,
  *       binds the volumes (DST already resolved inside ROOT by the caller), pivot_root(2)s into
  *       ROOT, detaches the old root, drops to the user, and execvpe(3)s COMMAND with the
  *       environment it was given (the service's, computed by bali).
@@ -57,7 +59,7 @@ static int do_unshare(int argc, char **argv) {
   if (unshare(CLONE_NEWNS) != 0) die(125, "unshare(CLONE_NEWNS)", NULL);
   /* Nothing we mount may propagate back to the host. */
   must_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
-  must_mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+  if (strcmp(root, "-") != 0) must_mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
   execv(argv[4], argv + 4);
   die(125, "exec", argv[4]);
   return 125;
@@ -91,8 +93,11 @@ static int do_enter(int argc, char **argv) {
   const char *root = argv[2];
   long uid = -1, gid = -1;
   const char *groups = NULL, *cwd = "/";
-  int i = 3;
+  int i = 3, keep_run = 0;
   char path[4096];
+
+  for (int k = 3; k < argc && strcmp(argv[k], "--") != 0; k++)
+    if (strcmp(argv[k], "--keep-run") == 0) keep_run = 1;
 
   /* The standard mounts first, so volumes may be bound over parts of them (e.g. /run/x). */
   join(path, sizeof path, root, "proc");
@@ -103,14 +108,17 @@ static int do_enter(int argc, char **argv) {
   must_mount("/dev", path, NULL, MS_BIND | MS_REC, NULL);
   join(path, sizeof path, root, "dev/shm");
   must_mount("shm", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-  join(path, sizeof path, root, "run");
-  must_mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+  if (!keep_run) {
+    join(path, sizeof path, root, "run");
+    must_mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+  }
 
   for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-    if (i + 1 >= argc) {
+    if (strcmp(argv[i], "--keep-run") != 0 && i + 1 >= argc) {
       errno = EINVAL;
       die(125, "missing value for", argv[i]);
     }
+    if (strcmp(argv[i], "--keep-run") == 0) continue;
     if (strcmp(argv[i], "--bind") == 0) bind_volume(root, argv[++i]);
     else if (strcmp(argv[i], "--uid") == 0) uid = strtol(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "--gid") == 0) gid = strtol(argv[++i], NULL, 10);
