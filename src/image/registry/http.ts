@@ -24,6 +24,7 @@ export interface HttpResponse {
 
 // Keep-alive pools: a pull makes many small requests to one host. Idle sockets are unref'd by
 // node's Agent, so they never keep the process alive.
+const IDLE_TIMEOUT_MS = 120_000;
 const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 32 });
 const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 32 });
 
@@ -41,6 +42,8 @@ export function send(req: HttpRequest): Promise<HttpResponse> {
     const request = mod.request(url, { method: req.method, headers, agent, signal: req.signal });
     request.on('response', (res) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url }));
     request.on('error', (err) => reject(networkError(err, url)));
+    // A registry that stops sending (headers or body) for this long is treated as gone.
+    request.setTimeout(IDLE_TIMEOUT_MS, () => request.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
     const body = req.body;
     if (body === undefined) request.end();
     else if (Buffer.isBuffer(body)) request.end(body);
