@@ -118,7 +118,8 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     };
     const run = await import('../bali/run/run.ts');
     try {
-      if (run.isStage2()) await run.finishRun(opts, progressBars(), say);
+      const timing = process.env.BALI_TIMINGS ? (phase: string, ms: number) => say(`bali-timing ${phase} ${ms.toFixed(1)}`) : undefined;
+      if (run.isStage2()) await run.finishRun(opts, progressBars(), say, timing);
       else run.startRun(opts, args);
     } catch (err) {
       throw withExitCode(err, 125); // a failure of bali itself, told apart from the service's exit codes

@@ -29,6 +29,18 @@ export const ENTER_HELPER = path.join(repoRoot, 'build', 'bali-enter');
  * the caller's files and volume sources; the service gets a fresh sysfs of its own anyway.) */
 const STAGE2_ROOT = '/sys';
 const STAGE_VAR = 'BALI_RUN_STAGE2';
+/** With BALI_TIMINGS=1, stage 1 passes its start time (ms, epoch) on, so stage 2 can report phases against it. */
+const T0_VAR = 'BALI_TIMINGS_T0';
+
+/** Reports a phase: ms since stage 1 started (or since this process started, without stage 1). */
+export type PhaseSink = (phase: string, msSinceStart: number) => void;
+
+function phaseClock(sink: PhaseSink | undefined): (phase: string) => void {
+  if (!sink) return () => {};
+  const t0 = Number(process.env[T0_VAR]) || performance.timeOrigin;
+  sink('stage2-start', performance.timeOrigin - t0);
+  return (phase) => sink(phase, performance.timeOrigin + performance.now() - t0);
+}
 
 export function isStage2(env: NodeJS.ProcessEnv = process.env): boolean {
   return env[STAGE_VAR] === STAGE2_ROOT;
@@ -53,7 +65,9 @@ export function startRun(opts: RunOptions, originalArgs: string[]): never {
   for (const v of opts.volumes) if (!fs.existsSync(v.source)) throw new KrError('not-found', `volume source ${v.source} does not exist`);
   if (opts.memoryBytes !== undefined) limitMemory(opts.memoryBytes);
   const stage2 = [process.execPath, '--no-warnings', path.join(repoRoot, 'src', 'cli', 'bali.ts'), 'run', ...originalArgs];
-  process.execve!(ENTER_HELPER, [ENTER_HELPER, 'unshare', STAGE2_ROOT, '--', ...stage2], { ...process.env, [STAGE_VAR]: STAGE2_ROOT });
+  const env: NodeJS.ProcessEnv = { ...process.env, [STAGE_VAR]: STAGE2_ROOT };
+  if (env.BALI_TIMINGS) env[T0_VAR] = String(performance.timeOrigin);
+  process.execve!(ENTER_HELPER, [ENTER_HELPER, 'unshare', STAGE2_ROOT, '--', ...stage2], env);
   throw new KrError('io', 'execve returned'); // unreachable: execve either replaces us or throws
 }
 
@@ -77,10 +91,13 @@ function prepareStandardMounts(root: string): void {
 }
 
 /** Stage 2: inside the namespace with the tmpfs at STAGE2_ROOT. Ends in execve or throws. */
-export async function finishRun(opts: RunOptions, progress: ProgressSink, warn: (msg: string) => void): Promise<never> {
+export async function finishRun(opts: RunOptions, progress: ProgressSink, warn: (msg: string) => void, timing?: PhaseSink): Promise<never> {
+  const phase = phaseClock(timing);
+  phase('stage2-main');
   const root = STAGE2_ROOT;
   const callerEnv = { ...process.env };
   delete callerEnv[STAGE_VAR];
+  delete callerEnv[T0_VAR];
   const trusted = readTrustedIdentities(opts.identities, opts.identityFiles);
   const source = await openSource(opts.source, progress);
   const { tar, verdict } = openVerifiedTar(source.stream, { trusted, insecure: opts.insecure });
@@ -88,11 +105,13 @@ export async function finishRun(opts: RunOptions, progress: ProgressSink, warn: 
   // Extraction runs while verification reads; only a verified end of stream lets it finish.
   try {
     await extractTar(tar, root, { allowDevices: true });
+    phase('extracted');
   } catch (err) {
     await verdict; // a verification failure explains a broken stream better than the extractor can
     throw err;
   }
   const v = await verdict;
+  phase('verified');
   if (opts.insecure && !v.trusted) warn(`WARNING: running ${v.signed ? `a file signed by ${v.signer ?? 'an unknown key'}, not a trusted identity` : 'an unsigned file'} (--insecure-skip-verify)`);
 
   const spec = serviceSpec(root, header?.config ?? {}, opts, callerEnv);
@@ -112,6 +131,7 @@ export async function finishRun(opts: RunOptions, progress: ProgressSink, warn: 
   const env: Record<string, string> = {};
   for (const e of spec.env) env[e.slice(0, e.indexOf('='))] = e.slice(e.indexOf('=') + 1);
   const args = [ENTER_HELPER, 'enter', root, ...binds, '--uid', String(spec.uid), '--gid', String(spec.gid), '--groups', spec.groups.join(','), '--cwd', spec.cwd, '--', ...spec.argv];
+  phase('exec-enter');
   process.execve!(ENTER_HELPER, args, env);
   throw new KrError('io', 'execve returned');
 }
