@@ -13,7 +13,22 @@ commands:
   sign IN.tar[.gz] OUT.tar.gz         sign an existing rootfs tarball as it is
   verify FILE (--identity ID | --identity-file FILE)...   check a signature: "OK <signer>"
   inspect FILE [--identity ID]... [--json]                 signer, digests, size, image config
+  build OUT.tar.gz [-f Dockerfile] [--build-arg K=V]... [--target STAGE] [--no-sign] [CONTEXT]
+                                      build a Dockerfile without a docker daemon (see bali build --help)
   run [options] SOURCE [-- CMD ARGS...]   verify, then become the image's service (see bali run --help)`;
+
+const buildUsage = `bali build OUT.tar.gz [options] [CONTEXT]
+
+Builds the Dockerfile in CONTEXT (default .) into a signed bali file, without a docker daemon.
+Steps are cached (~/.cache/kraud/build, or $KRAUD_BUILD_CACHE): an unchanged rebuild reuses them.
+
+  -f, --file FILE          the Dockerfile (default CONTEXT/Dockerfile)
+  --build-arg K=V          set a build argument (repeatable)
+  --target STAGE           build this stage instead of the last
+  --no-sign                write an unsigned file
+  --identity ID, --identity-file FILE   also trust these signers for FROM bali files
+                           (files signed by your own key are always accepted)
+  --insecure-skip-verify   accept unsigned or untrusted bali files in FROM`;
 
 const runUsage = `bali run [options] SOURCE [-- CMD ARGS...]
 
@@ -78,6 +93,48 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     const { verifyFile } = await import('../bali/verify.ts');
     const verdict = await verifyFile(positionals[0], { trusted });
     result(`OK ${verdict.signer}`);
+  },
+
+  async build(args) {
+    const { values, positionals } = parse(
+      args,
+      {
+        file: { type: 'string', short: 'f' },
+        'build-arg': { type: 'string', multiple: true },
+        target: { type: 'string' },
+        'no-sign': { type: 'boolean' },
+        identity: { type: 'string', multiple: true },
+        'identity-file': { type: 'string', multiple: true },
+        'insecure-skip-verify': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      buildUsage,
+    );
+    if (values.help) return result(buildUsage);
+    if (positionals.length < 1 || positionals.length > 2) throw new UsageError(`build takes OUT and an optional CONTEXT\n${buildUsage}`);
+    const buildArgs: Record<string, string> = {};
+    for (const a of values['build-arg'] ?? []) {
+      const eq = a.indexOf('=');
+      if (eq > 0) buildArgs[a.slice(0, eq)] = a.slice(eq + 1);
+      else if (process.env[a] !== undefined) buildArgs[a] = process.env[a]!; // docker: --build-arg K takes K from the environment
+    }
+    const { enterBuildNamespace, runBuild } = await import('../bali/build-command.ts');
+    if (!process.env.BALI_BUILD_NS) enterBuildNamespace(args);
+    const key = values['no-sign'] ? null : loadOrCreateKey();
+    const written = await runBuild({
+      out: positionals[0],
+      context: positionals[1] ?? '.',
+      dockerfile: values.file,
+      buildArgs,
+      target: values.target,
+      key,
+      trusted: [...(key ? [key.publicKey] : []), ...readTrustedIdentities(values.identity ?? [], values['identity-file'] ?? [])],
+      insecure: values['insecure-skip-verify'] === true,
+      log: say,
+      output: (chunk) => process.stderr.write(chunk),
+      progress: progressBars(),
+    });
+    result(written.fileDigest);
   },
 
   async run(args) {

@@ -37,6 +37,16 @@ export function resolveInRoot(root: string, inside: string, maxLinks = 40): stri
 
 /** Creates the mount point for a bind of `kind` (dir or file) at `inside`; returns its host path. */
 export function makeMountPoint(root: string, inside: string, kind: 'dir' | 'file'): string {
+  try {
+    return makeMountPointUnchecked(root, inside, kind);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new KrError('invalid', `cannot create ${inside}: a parent of it is not a directory in the image`);
+    throw err;
+  }
+}
+
+function makeMountPointUnchecked(root: string, inside: string, kind: 'dir' | 'file'): string {
   const target = resolveInRoot(root, inside);
   const parent = path.dirname(target);
   // Parents are created one by one, each re-resolved, so no step can be a link out of the root.

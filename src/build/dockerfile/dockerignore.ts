@@ -162,3 +162,8 @@ export async function walkContextEntries(root: string, patterns: readonly string
 export async function walkContext(root: string, patterns: readonly string[]): Promise<string[]> {
   return (await walkContextEntries(root, patterns)).filter((e) => e.type !== 'dir').map((e) => e.path);
 }
+
+/** A whole-path wildcard (`*`, `?`, `[...]` within one component) as a RegExp, for COPY sources. */
+export function pathPatternRegex(pattern: string): RegExp {
+  return compile(pattern).regex;
+}
