@@ -57,9 +57,9 @@ function realisticImage(repo: string): Image {
   };
 }
 
-/** Three-way alternation (process, in-process, skopeo), rotating who goes first, after one
- *  unmeasured round (page cache, compile cache, JIT); medians. */
-async function threeWay(fns: (() => Promise<void>)[], before: () => void): Promise<number[]> {
+/** Alternates the contenders (ours in a process, in-process, the baseline…), rotating who goes
+ *  first, after one unmeasured round (page cache, compile cache, JIT); medians in seconds. */
+export async function rotate(fns: (() => Promise<void>)[], before: () => void): Promise<number[]> {
   for (const fn of fns) {
     before();
     await fn();
@@ -98,7 +98,7 @@ export async function benchPull(work: string, repo: string): Promise<Row[]> {
         fs.rmSync(storeDir, { recursive: true, force: true });
         fs.rmSync(ociDir, { recursive: true, force: true });
       };
-      const [proc, inproc, skopeo] = await threeWay(
+      const [proc, inproc, skopeo] = await rotate(
         [
           () => sh(node, ['--no-warnings', once, ref, storeDir], { env: { ...process.env, NODE_COMPILE_CACHE: compileCache } }),
           async () => {

@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatRow, header, type Row } from './lib.ts';
+import { benchFlatten } from './flatten.bench.ts';
+import { benchPull } from './pull.bench.ts';
 import { benchVerify } from './verify.bench.ts';
 
 const repo = path.resolve(import.meta.dirname, '..');
@@ -10,7 +12,11 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kraud-bench-'));
 const rows: Row[] = [];
 try {
   const only = process.argv[2];
-  const benches: [string, (w: string, r: string) => Promise<Row[]>][] = [['verify', benchVerify]];
+  const benches: [string, (w: string, r: string) => Promise<Row[]>][] = [
+    ['verify', benchVerify],
+    ['pull', benchPull],
+    ['flatten', benchFlatten],
+  ];
   for (const [name, fn] of benches) {
     if (only && only !== name) continue;
     process.stderr.write(`bench: ${name}...\n`);
