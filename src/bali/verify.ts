@@ -52,9 +52,23 @@ class TrailerSplitter extends Transform {
     return Buffer.concat(this.head);
   }
 
+  /** Bytes passed on but not hashed yet (see emit_). */
+  private unhashed: Buffer[] = [];
+
+  private hashPending(): void {
+    const pending = this.unhashed;
+    this.unhashed = [];
+    for (const b of pending) this.sha512.update(b);
+  }
+
   private emit_(bytes: Buffer): void {
     if (bytes.length === 0) return;
-    this.sha512.update(bytes);
+    // Hashing is deferred to its own turn of the event loop: done here, inside gunzip's output
+    // callback, it would run before gunzip asks its thread for the next block, so inflating and
+    // hashing would take turns instead of overlapping (measured: 1.33 s vs 1.03 s for 339 MB).
+    // Nothing is lost by waiting: the stream only ends, and the verdict is only given, in
+    // _flush, after every byte is hashed.
+    if (this.unhashed.push(bytes) === 1) setImmediate(() => this.hashPending());
     this.tarBytes += bytes.length;
     if (this.headBytes < 65536) {
       const part = bytes.subarray(0, 65536 - this.headBytes);
@@ -79,6 +93,7 @@ class TrailerSplitter extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
+    this.hashPending();
     this.trailer = this.held;
     this.digest = this.sha512.digest();
     done(this.onEnd(this) ?? undefined);
@@ -114,7 +129,8 @@ export function openVerifiedTar(file: Readable, opts: VerifyOptions): { tar: Rea
       return err as Error;
     }
   });
-  const tar = new PassThrough({ highWaterMark: 1 << 20 });
+  // A deep buffer lets gunzip run ahead while the consumer is busy (a burst of small files).
+  const tar = new PassThrough({ highWaterMark: 16 << 20 });
   const done = pipeline(file, counter, gunzip, splitter, tar).catch((err: unknown) => {
     throw describeFailure(err);
   });
