@@ -5,6 +5,7 @@ import path from 'node:path';
 import { formatRow, header, type Row } from './lib.ts';
 import { benchFlatten } from './flatten.bench.ts';
 import { benchPull } from './pull.bench.ts';
+import { benchRun } from './run.bench.ts';
 import { benchVerify } from './verify.bench.ts';
 
 const repo = path.resolve(import.meta.dirname, '..');
@@ -16,6 +17,7 @@ try {
     ['verify', benchVerify],
     ['pull', benchPull],
     ['flatten', benchFlatten],
+    ['run', benchRun],
   ];
   for (const [name, fn] of benches) {
     if (only && only !== name) continue;

@@ -64,7 +64,8 @@ export function startRun(opts: RunOptions, originalArgs: string[]): never {
   }
   for (const v of opts.volumes) if (!fs.existsSync(v.source)) throw new KrError('not-found', `volume source ${v.source} does not exist`);
   if (opts.memoryBytes !== undefined) limitMemory(opts.memoryBytes);
-  const stage2 = [process.execPath, '--no-warnings', path.join(repoRoot, 'src', 'cli', 'bali.ts'), 'run', ...originalArgs];
+  // Stage 2 gets the same Node flags (bin/bali's compile cache among them).
+  const stage2 = [process.execPath, ...process.execArgv, path.join(repoRoot, 'src', 'cli', 'bali.ts'), 'run', ...originalArgs];
   const env: NodeJS.ProcessEnv = { ...process.env, [STAGE_VAR]: STAGE2_ROOT };
   if (env.BALI_TIMINGS) env[T0_VAR] = String(performance.timeOrigin);
   process.execve!(ENTER_HELPER, [ENTER_HELPER, 'unshare', STAGE2_ROOT, '--', ...stage2], env);
