@@ -28,6 +28,14 @@ export interface IngestResult {
   size: number;
 }
 
+/** A blob received and checked but not yet published (see BlobStore.stage). */
+export interface StagedBlob extends IngestResult {
+  /** fdatasync, rename into place, fsync the directory; idempotent. */
+  commit(): Promise<void>;
+  /** Removes the temp file instead. */
+  discard(): Promise<void>;
+}
+
 export interface GcResult {
   removed: string[];
   freedBytes: number;
@@ -110,34 +118,64 @@ export class BlobStore {
 
   /** Streams `source` into the store, hashing as it goes; returns digest and size. */
   async ingest(source: Readable | AsyncIterable<Uint8Array>, options: IngestOptions = {}): Promise<IngestResult> {
+    const staged = await this.stage(source, options);
+    await staged.commit();
+    return { digest: staged.digest, size: staged.size };
+  }
+
+  /**
+   * The first half of ingest: receives, hashes and checks the bytes into a temp file and returns
+   * once they are all in. `commit()` then makes the blob durable and visible (fdatasync, rename,
+   * directory fsync); a caller can start the next download meanwhile. Until committed the blob
+   * is only a temp file, which discard(), open() or gc() removes.
+   */
+  async stage(source: Readable | AsyncIterable<Uint8Array>, options: IngestOptions = {}): Promise<StagedBlob> {
     if (options.digest !== undefined) hexOf(options.digest);
     const tmp = join(this.root, 'tmp', `${process.pid}-${randomBytes(8).toString('hex')}`);
     this.active.add(tmp);
     let handle: fsp.FileHandle | undefined;
+    const fail = async (err: unknown): Promise<never> => {
+      await handle?.close().catch(() => {});
+      handle = undefined;
+      await fsp.rm(tmp, { force: true }).catch(() => {});
+      this.active.delete(tmp);
+      if (err instanceof KrError) throw err;
+      throw withContext(err, 'cannot store blob');
+    };
+    let received: number;
+    let digest: string;
     try {
       handle = await fsp.open(tmp, 'wx');
-      const { received, digest } = await writeHashed(source, handle, options.size, options.onBytes);
+      ({ received, digest } = await writeHashed(source, handle, options.size, options.onBytes));
       if (options.size !== undefined && received !== options.size) {
         throw new KrError('corrupt', `size mismatch: expected ${options.size} bytes, got ${received}`);
       }
       if (options.digest !== undefined && options.digest !== digest) {
         throw new KrError('corrupt', `digest mismatch: expected ${options.digest}, got ${digest}`);
       }
-      // Data (and size) on disk before the rename below can publish the name.
-      await handle.datasync();
-      await handle.close();
-      handle = undefined;
-      await fsp.rename(tmp, this.path(digest));
-      await this.syncDir(join(this.root, 'blobs', 'sha256'));
-      return { digest, size: received };
     } catch (err) {
-      await handle?.close().catch(() => {});
-      await fsp.rm(tmp, { force: true }).catch(() => {});
-      if (err instanceof KrError) throw err;
-      throw withContext(err, 'cannot store blob');
-    } finally {
-      this.active.delete(tmp);
+      return fail(err);
     }
+    let settled: Promise<void> | undefined;
+    return {
+      digest,
+      size: received,
+      commit: () =>
+        (settled ??= (async () => {
+          try {
+            // Data (and size) on disk before the rename can publish the name.
+            await handle!.datasync();
+            await handle!.close();
+            handle = undefined;
+            await fsp.rename(tmp, this.path(digest));
+            this.active.delete(tmp);
+            await this.syncDir(join(this.root, 'blobs', 'sha256'));
+          } catch (err) {
+            await fail(err);
+          }
+        })()),
+      discard: () => (settled ??= fail(new KrError('invalid', 'discarded')).catch(() => {})),
+    };
   }
 
   /** Stores bytes already in memory; returns their digest. */

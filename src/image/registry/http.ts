@@ -1,8 +1,8 @@
 // The one place that speaks HTTP to registries and token servers. node:http streams bodies as
 // Readables without a web-stream bridge, which matters for layer throughput; network failures
 // become one-line KrErrors that name the peer.
-import * as http from 'node:http';
-import * as https from 'node:https';
+import type * as http from 'node:http';
+import type * as https from 'node:https';
 import type { Readable } from 'node:stream';
 import { KrError } from '../../util/errors.ts';
 
@@ -25,8 +25,19 @@ export interface HttpResponse {
 // Keep-alive pools: a pull makes many small requests to one host. Idle sockets are unref'd by
 // node's Agent, so they never keep the process alive.
 const IDLE_TIMEOUT_MS = 120_000;
-const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 32 });
+// Modules taken with getBuiltinModule, not `import`: the ESM facade of node:http touches all its
+// lazy exports and so loads undici, and node:https loads TLS; together ~25 ms of every CLI
+// start. https is loaded only when a registry speaks it (loopback registries do not).
+const httpMod = process.getBuiltinModule('node:http');
+const httpAgent = new httpMod.Agent({ keepAlive: true, maxSockets: 32 });
+let httpsPair: { mod: typeof https; agent: https.Agent } | undefined;
+function httpsClient(): { mod: typeof https; agent: https.Agent } {
+  if (!httpsPair) {
+    const mod = process.getBuiltinModule('node:https');
+    httpsPair = { mod, agent: new mod.Agent({ keepAlive: true, maxSockets: 32 }) };
+  }
+  return httpsPair;
+}
 
 /** Sends one request (no redirects, no auth) and resolves when the response headers arrive. */
 export function send(req: HttpRequest): Promise<HttpResponse> {
@@ -34,8 +45,7 @@ export function send(req: HttpRequest): Promise<HttpResponse> {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     return Promise.reject(new KrError('invalid', `unsupported URL scheme in ${url.href}`));
   }
-  const mod = url.protocol === 'https:' ? https : http;
-  const agent = url.protocol === 'https:' ? httpsAgent : httpAgent;
+  const { mod, agent } = url.protocol === 'https:' ? httpsClient() : { mod: httpMod, agent: httpAgent };
   const headers: Record<string, string> = { 'user-agent': 'kraud', ...req.headers };
   if (Buffer.isBuffer(req.body)) headers['content-length'] = String(req.body.length);
   return new Promise((resolve, reject) => {

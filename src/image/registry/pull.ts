@@ -3,7 +3,7 @@
 import { KrError, isKrError } from '../../util/errors.ts';
 import { noProgress, type ProgressSink } from '../../util/progress.ts';
 import { parseReference, type ImageReference, type InsecureOption } from '../reference.ts';
-import { imageFromStore, type BlobStore } from '../store.ts';
+import { imageFromStore, type BlobStore, type StagedBlob } from '../store.ts';
 import type { Descriptor, Image, Index, Manifest, Platform } from '../types.ts';
 import { RegistryClient } from './client.ts';
 import type { Credentials } from './credentials.ts';
@@ -53,8 +53,6 @@ export async function pull(reference: string | ImageReference, opts: PullOptions
     }
   }
 
-  await fetchBlob(client, store, manifest.config, 'config', noProgress, signal);
-
   const layers = manifest.layers;
   const todo: Descriptor[] = [];
   const seen = new Set<string>();
@@ -67,10 +65,42 @@ export async function pull(reference: string | ImageReference, opts: PullOptions
       progress({ id: shortId(layer.digest), status: 'Waiting' });
     }
   }
-  await forEachLimited(todo, opts.concurrency ?? 3, async (layer, _i, abort) => {
-    await fetchBlob(client, store, layer, 'layer', progress, abort);
-    progress({ id: shortId(layer.digest), status: 'Pull complete' });
-  }, signal);
+  // The config (small) downloads alongside the layers, in its own slot: one round trip and one
+  // fsync less on the way to the first layer byte. A download slot is free again as soon as a
+  // blob's bytes are in and checked; making it durable and visible (fdatasync, rename) runs
+  // meanwhile, and all of that is done before the manifest and ref below.
+  // The first failure of any of these stops the others and is what the caller sees.
+  const config = manifest.config;
+  const both = new AbortController();
+  const onAbort = () => both.abort(signal?.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let first: { err: unknown } | undefined;
+  const failed = (err: unknown) => {
+    first ??= { err };
+    both.abort(err);
+  };
+  const commits: Promise<void>[] = [];
+  const download = async (desc: Descriptor, kind: 'layer' | 'config', sink: ProgressSink, abort: AbortSignal) => {
+    const staged = await fetchBlob(client, store, desc, kind, sink, abort);
+    commits.push(
+      (staged ? staged.commit() : Promise.resolve()).then(
+        () => {
+          if (kind === 'layer') sink({ id: shortId(desc.digest), status: 'Pull complete' });
+        },
+        failed,
+      ),
+    );
+  };
+  try {
+    await Promise.all([
+      seen.has(config.digest) ? undefined : download(config, 'config', noProgress, both.signal).catch(failed),
+      forEachLimited(todo, opts.concurrency ?? 3, (layer, _i, abort) => download(layer, 'layer', progress, abort), both.signal).catch(failed),
+    ]);
+    await Promise.all(commits);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  if (first) throw first.err;
 
   if (index) await store.putBytes(index.bytes, { digest: index.digest });
   await store.putBytes(top.bytes, { digest: top.digest });
@@ -88,8 +118,8 @@ async function fetchBlob(
   kind: 'layer' | 'config',
   progress: ProgressSink,
   signal?: AbortSignal,
-): Promise<void> {
-  if (await store.has(desc.digest)) return;
+): Promise<StagedBlob | undefined> {
+  if (await store.has(desc.digest)) return undefined;
   const id = shortId(desc.digest);
   const host = client.ref.registry;
   const res = await client.request('GET', client.url(`blobs/${desc.digest}`), { signal });
@@ -106,8 +136,9 @@ async function fetchBlob(
   let networkFailure: Error | undefined;
   res.body.once('error', (e) => (networkFailure = e));
   progress({ id, status: 'Downloading', current: 0, total });
+  let staged: StagedBlob;
   try {
-    await store.ingest(res.body, {
+    staged = await store.stage(res.body, {
       digest: desc.digest,
       size: typeof desc.size === 'number' ? desc.size : undefined,
       onBytes: (n) => {
@@ -131,4 +162,5 @@ async function fetchBlob(
   // The hash was checked as the bytes streamed; these two lines are docker's wording for that.
   progress({ id, status: 'Verifying Checksum' });
   progress({ id, status: 'Download complete' });
+  return staged;
 }
