@@ -5,7 +5,7 @@
 // the same skopeo runs: our pull as its own process (bench/pull-once.ts on the pinned node,
 // start-up included, like skopeo's), and in-process (no start-up). The process runs with
 // NODE_COMPILE_CACHE (what a CLI launcher can set): without it every start strips and compiles
-// our TypeScript again, ~60-80 ms here; the first run fills the cache.
+// our TypeScript again (a row shows that too); the first run fills the cache.
 // Both sides make blobs durable: skopeo fsyncs each blob before its rename into the layout, our
 // store fdatasyncs each before its rename.
 import { spawnSync } from 'node:child_process';
@@ -21,7 +21,7 @@ import { randomImage } from '../test/kit/random-image.ts';
 import { startRegistry } from '../test/kit/registry.ts';
 import { median, sh, type Row } from './lib.ts';
 
-const RUNS = 7;
+const RUNS = 9;
 const digestOf = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
 /** An image whose layers are gzip (-6) tars of real files from the repo: compressible, like most images. */
@@ -100,9 +100,12 @@ export async function benchPull(work: string, repo: string): Promise<Row[]> {
         fs.rmSync(storeDir, { recursive: true, force: true });
         fs.rmSync(ociDir, { recursive: true, force: true });
       };
-      const [proc, inproc, skopeo] = await rotate(
+      const noCache = { ...process.env };
+      delete noCache.NODE_COMPILE_CACHE;
+      const [proc, procCold, inproc, skopeo] = await rotate(
         [
           () => sh(node, ['--no-warnings', once, ref, storeDir], { env: { ...process.env, NODE_COMPILE_CACHE: compileCache } }),
+          () => sh(node, ['--no-warnings', once, ref, storeDir], { env: noCache }),
           async () => {
             await pull(ref, { store: await BlobStore.open(storeDir) });
           },
@@ -114,6 +117,7 @@ export async function benchPull(work: string, repo: string): Promise<Row[]> {
       const what = `${image.manifest.layers.length} layers, ${(bytes / 1e6).toFixed(0)} MB ${name === 'random' ? 'random' : 'gzip -6 of real files'}`;
       const base = { baseline: skopeo, baselineName: 'skopeo copy → oci:', bytes, goal: '≥ 1.0× throughput' };
       rows.push({ name: `pull (${what}; own process incl. node start)`, ours: proc, ...base });
+      rows.push({ name: `pull (${what}; own process, no compile cache)`, ours: procCold, ...base });
       rows.push({ name: `pull (${what}; in-process)`, ours: inproc, ...base });
     }
   } finally {

@@ -40,26 +40,29 @@ const { parentPort } = require('node:worker_threads');
 const hash = require('node:crypto').createHash('sha512');
 parentPort.on('message', (m) => {
   if (m === 'digest') return parentPort.postMessage(hash.digest());
-  hash.update(new Uint8Array(m));
-  parentPort.postMessage(m.byteLength);
+  hash.update(new Uint8Array(m.buffer, 0, m.length));
+  parentPort.postMessage(m.buffer, [m.buffer]); // back for reuse: no new memory per batch
 });`;
-const HASH_BATCH = 1 << 20; // bytes copied into one message
+const HASH_BATCH = 1 << 20; // bytes per message to the worker
 const HASH_AHEAD = 64 << 20; // most bytes sent but not yet hashed, before the input waits
 
 /** sha512 of the bytes given to update(), computed on a worker thread, with flow control. */
 class WorkerHash {
   private readonly worker = new Worker(HASH_WORKER, { eval: true, execArgv: [], env: {}, stdout: true, stderr: true });
-  private batch: Buffer[] = [];
-  private batchBytes = 0;
+  private current: ArrayBuffer | null = null;
+  private filled = 0;
   private outstanding = 0;
+  /** HASH_BATCH-sized buffers the worker is done with. */
+  private spare: ArrayBuffer[] = [];
   private failure: Error | null = null;
   private waiter: (() => void) | null = null;
   private digestWaiter: ((d: Buffer) => void) | null = null;
 
   constructor() {
-    this.worker.on('message', (m: number | Uint8Array) => {
-      if (typeof m === 'number') {
-        this.outstanding -= m;
+    this.worker.on('message', (m: ArrayBuffer | Uint8Array) => {
+      if (m instanceof ArrayBuffer) {
+        this.outstanding -= m.byteLength;
+        if (m.byteLength === HASH_BATCH && this.spare.length < 8) this.spare.push(m);
         if (this.outstanding <= HASH_AHEAD / 2) this.wake();
       } else {
         this.digestWaiter?.(Buffer.from(m.buffer, m.byteOffset, m.byteLength));
@@ -81,26 +84,28 @@ class WorkerHash {
     w?.();
   }
 
+  /** Copies into the current batch buffer, handing each full one over (transferred, not cloned). */
   update(bytes: Buffer): void {
-    this.batch.push(bytes);
-    this.batchBytes += bytes.length;
-    if (this.batchBytes >= HASH_BATCH) this.send();
+    for (let from = 0; from < bytes.length; ) {
+      this.current ??= this.spare.pop() ?? new ArrayBuffer(HASH_BATCH);
+      const n = Math.min(bytes.length - from, HASH_BATCH - this.filled);
+      new Uint8Array(this.current, this.filled, n).set(bytes.subarray(from, from + n));
+      from += n;
+      this.filled += n;
+      if (this.filled === HASH_BATCH) this.send();
+    }
   }
 
-  /** Copies the batch into a buffer of its own and hands that over (transferred, not cloned). */
   private send(): void {
-    if (this.batchBytes === 0) return;
-    const copy = new ArrayBuffer(this.batchBytes);
-    const view = new Uint8Array(copy);
-    let at = 0;
-    for (const b of this.batch) {
-      view.set(b, at);
-      at += b.length;
-    }
-    this.outstanding += this.batchBytes;
-    this.batch = [];
-    this.batchBytes = 0;
-    this.worker.postMessage(copy, [copy]);
+    if (!this.current) return;
+    this.post(this.current, this.filled);
+    this.current = null;
+    this.filled = 0;
+  }
+
+  private post(buffer: ArrayBuffer, length: number): void {
+    this.outstanding += buffer.byteLength;
+    this.worker.postMessage({ buffer, length }, [buffer]);
   }
 
   /** Resolves when the worker is not too far behind (at once, usually). */
