@@ -50,10 +50,11 @@ function requireHelper(): void {
   if (!fs.existsSync(ENTER_HELPER)) throw new KrError('not-found', `${ENTER_HELPER} is missing: run 'make' (or 'make run') to build it`);
 }
 
-/** Stage 1: check everything that can be checked, then enter the namespace (never returns). */
-export function startRun(opts: RunOptions, originalArgs: string[]): never {
-  requireHelper();
-  if (process.getuid?.() !== 0) throw new KrError('denied', 'bali run needs root (it makes a mount namespace and pivots into it)');
+/**
+ * The checks made before anything else: trust, the source file, volume sources. Stage 1 makes
+ * them, and stage 2 again, since bin/bali may start stage 2 directly (see there).
+ */
+function checkRun(opts: RunOptions): Uint8Array[] {
   const trusted = readTrustedIdentities(opts.identities, opts.identityFiles);
   if (trusted.length === 0 && !opts.insecure) {
     throw new KrError('untrusted', 'refusing to run: no --identity or --identity-file to verify against (or --insecure-skip-verify)');
@@ -63,6 +64,14 @@ export function startRun(opts: RunOptions, originalArgs: string[]): never {
     if (!fs.existsSync(file)) throw new KrError('not-found', `${file}: no such file`);
   }
   for (const v of opts.volumes) if (!fs.existsSync(v.source)) throw new KrError('not-found', `volume source ${v.source} does not exist`);
+  return trusted;
+}
+
+/** Stage 1: check everything that can be checked, then enter the namespace (never returns). */
+export function startRun(opts: RunOptions, originalArgs: string[]): never {
+  requireHelper();
+  if (process.getuid?.() !== 0) throw new KrError('denied', 'bali run needs root (it makes a mount namespace and pivots into it)');
+  checkRun(opts);
   if (opts.memoryBytes !== undefined) limitMemory(opts.memoryBytes);
   // Stage 2 gets the same Node flags (bin/bali's compile cache among them).
   const stage2 = [process.execPath, ...process.execArgv, path.join(repoRoot, 'src', 'cli', 'bali.ts'), 'run', ...originalArgs];
@@ -99,7 +108,7 @@ export async function finishRun(opts: RunOptions, progress: ProgressSink, warn: 
   const callerEnv = { ...process.env };
   delete callerEnv[STAGE_VAR];
   delete callerEnv[T0_VAR];
-  const trusted = readTrustedIdentities(opts.identities, opts.identityFiles);
+  const trusted = checkRun(opts);
   const source = await openSource(opts.source, progress);
   const { tar, verdict } = openVerifiedTar(source.stream, { trusted, insecure: opts.insecure });
   const header = await readConfigHeader(tar);
