@@ -73,7 +73,8 @@ export async function pull(reference: string | ImageReference, opts: PullOptions
   const config = manifest.config;
   const both = new AbortController();
   const onAbort = () => both.abort(signal?.reason);
-  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
   let first: { err: unknown } | undefined;
   const failed = (err: unknown) => {
     first ??= { err };
