@@ -16,14 +16,14 @@
 //   trusted.overlay.* are never applied.
 // - Hostile entries abort with KrError 'corrupt' naming the entry (onHostile 'refuse', the default)
 //   or are skipped and counted ('skip'). Limits (maxEntries, maxBytes) always abort.
-import { closeSync, constants, openSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, symlinkSync, writeSync, writevSync } from 'node:fs';
 import { link, lstat, mkdir, open, realpath, symlink, type FileHandle } from 'node:fs/promises';
 import { finished, type Readable } from 'node:stream';
 import { KrError, withContext } from '../util/errors.ts';
 import type { TarHeader } from './tar/tar-header.ts';
 import { readTarStream, type TarStreamEntry } from './tar/tar-reader.ts';
 import { normalizeEntryPath, printableName } from './extract/entry-path.ts';
-import { applyByFd, applyByFdSync, applyToNode, applyToSymlink, type MetaPolicy } from './extract/metadata.ts';
+import { applyByFd, applyByFdSync, applyToNode, applyToSymlinkSync, type MetaPolicy } from './extract/metadata.ts';
 import { makeNode } from './extract/native-ops.ts';
 import { TaskPool } from './extract/pool.ts';
 import { SafeTree, Unsafe } from './extract/safe-tree.ts';
@@ -262,13 +262,15 @@ class Extraction {
       await this.tree.ensureParents(parts);
       const path = this.tree.abs(rel);
       // 0700 until the end: the archive's mode (0555, say) must not stop us filling it.
-      await mkdir(path, 0o700).catch(async (err: NodeJS.ErrnoException) => {
-        if (err.code !== 'EEXIST') throw err;
+      // Synchronous, like small files: on tmpfs a round trip through libuv's pool costs more
+      // than the mkdir. The rare replacement goes the async way (it waits for pending work).
+      if (!mkdirIfNew(path)) {
         const st = await lstat(path);
-        if (st.isDirectory()) return;
-        await this.tree.remove(rel);
-        await mkdir(path, 0o700);
-      });
+        if (!st.isDirectory()) {
+          await this.tree.remove(rel);
+          await mkdir(path, 0o700);
+        }
+      }
       this.tree.mark(rel, 'dir');
     }
     this.pendingDirs.set(rel, h);
@@ -282,14 +284,13 @@ class Extraction {
     await this.tree.ensureParents(parts);
     const path = this.tree.abs(rel);
     const target = Buffer.from(h.linkname, 'latin1');
-    await symlink(target, path).catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw err;
+    if (!symlinkIfNew(target, path)) {
       await this.tree.remove(rel);
       await symlink(target, path);
-    });
+    }
     this.tree.mark(rel, 'symlink');
-    // By path, so awaited here: a later entry must not be able to swap a parent under it.
-    await applyToSymlink(path, h, this.meta);
+    // By path, so done here and now: a later entry must not be able to swap a parent under it.
+    applyToSymlinkSync(path, h, this.meta);
     return true;
   }
 
@@ -330,13 +331,16 @@ class Extraction {
 
   /** Directory owners, modes, xattrs and mtimes, once nothing more is created inside them. */
   private async finishDirs(): Promise<void> {
-    for (const [rel, h] of this.pendingDirs) {
-      const path = this.tree.abs(rel);
-      await this.pool.add(
-        open(path, OPEN_DIR).then((fh) => applyByFd(fh, h, this.meta).finally(() => fh.close())),
-      );
-    }
     await this.pool.drain();
+    // Synchronous: four calls per directory, each cheaper than a trip through libuv's pool.
+    for (const [rel, h] of this.pendingDirs) {
+      const fd = openSync(this.tree.abs(rel), OPEN_DIR);
+      try {
+        applyByFdSync(fd, h, this.meta);
+      } finally {
+        closeSync(fd);
+      }
+    }
   }
 }
 
@@ -401,6 +405,28 @@ async function writeAll(fh: FileHandle, bufs: Buffer[], pos: number): Promise<vo
   if (done === total) return;
   const rest = Buffer.concat(bufs);
   while (done < total) done += (await fh.write(rest, done, total - done, pos + done)).bytesWritten;
+}
+
+/** mkdir; false when something is already there (EEXIST). */
+function mkdirIfNew(path: Buffer): boolean {
+  try {
+    mkdirSync(path, 0o700);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  }
+}
+
+/** symlink; false when something is already there (EEXIST). */
+function symlinkIfNew(target: Buffer, path: Buffer): boolean {
+  try {
+    symlinkSync(target, path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  }
 }
 
 function writeAllSync(fd: number, bufs: Buffer[]): void {

@@ -1,6 +1,6 @@
 // Owner, mode, xattrs and mtime: applied through an open fd for files and directories (nothing to
 // resolve, so nothing to follow), by path only for symlinks (l* calls) and fresh device nodes.
-import { fchmodSync, fchownSync, futimesSync } from 'node:fs';
+import { fchmodSync, fchownSync, futimesSync, lchownSync, lutimesSync } from 'node:fs';
 import { chmod, lchown, lutimes, type FileHandle } from 'node:fs/promises';
 import type { TarHeader } from '../tar/tar-header.ts';
 import { cString, nativeOps } from './native-ops.ts';
@@ -48,6 +48,13 @@ function setXattrs(fd: number, xattrs: Map<string, Buffer>, policy: MetaPolicy):
 export async function applyToSymlink(path: Buffer, h: TarHeader, policy: MetaPolicy): Promise<void> {
   if (policy.sameOwner) await lchown(path, h.uid, h.gid);
   await lutimes(path, h.mtime, h.mtime);
+  if (h.xattrs) policy.xattrSkipped(h.xattrs.size);
+}
+
+/** The same, synchronously. */
+export function applyToSymlinkSync(path: Buffer, h: TarHeader, policy: MetaPolicy): void {
+  if (policy.sameOwner) lchownSync(path, h.uid, h.gid);
+  lutimesSync(path, h.mtime, h.mtime);
   if (h.xattrs) policy.xattrSkipped(h.xattrs.size);
 }
 
