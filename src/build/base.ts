@@ -3,6 +3,7 @@
 // pulled or read, flattened and extracted. Extracted bases are cached by content digest.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { KrError } from '../util/errors.ts';
 import type { ProgressSink } from '../util/progress.ts';
@@ -25,6 +26,8 @@ export interface Base {
 
 export interface BaseOptions {
   cache: BuildCache;
+  /** Relative paths in FROM (./base.tar.gz) are relative to the build context. */
+  context: string;
   /** Identities whose bali files FROM accepts (the local key's is always among them). */
   trusted: Uint8Array[];
   insecure: boolean;
@@ -70,6 +73,7 @@ async function fromBaliFile(ref: string, opts: BaseOptions): Promise<Base> {
 
 export async function resolveBase(ref: string, opts: BaseOptions): Promise<Base> {
   if (ref === 'scratch') return { id: 'scratch', layer: null, config: {} };
+  if (/^\.\.?\//.test(ref)) ref = path.resolve(opts.context, ref);
   if (isBaliSource(ref)) return fromBaliFile(ref, opts);
   const image = await openImageSource(ref, { progress: opts.progress });
   try {

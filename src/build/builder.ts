@@ -18,7 +18,7 @@ import { SIGNER_RECORD } from '../bali/signer-hint.ts';
 import { parseDockerfile } from './dockerfile/parse.ts';
 import { StageScope, stagesOf, type Stage } from './dockerfile/expand.ts';
 import { parseDockerignore, walkContextEntries, type ContextEntry } from './dockerfile/dockerignore.ts';
-import type { Instruction } from './dockerfile/types.ts';
+import type { Dockerfile, Instruction } from './dockerfile/types.ts';
 import { resolveBase } from './base.ts';
 import { BuildCache, hashKey, type StepState } from './cache.ts';
 import { applyConfig, DEFAULT_SHELL, describe, type ConfigState } from './image-config.ts';
@@ -78,7 +78,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   };
   for (const index of plan.needed) {
     const stage = plan.stages[index];
-    done.set(index, await buildStage(stage, plan.globalArgs, opts, cache, included, done, stageIndex, counter, df.escape));
+    done.set(index, await buildStage(stage, plan.globalArgs, opts, cache, included, done, stageIndex, counter, df));
   }
   const final = done.get(plan.target)!;
   const file = await writeOutput(final.state, cache, opts);
@@ -94,7 +94,7 @@ async function buildStage(
   done: Map<number, StageResult>,
   stageIndex: (ref: string) => number | undefined,
   counter: { step: number; total: number; cached: number },
-  escape: '\\' | '`',
+  df: Dockerfile,
 ): Promise<StageResult> {
   counter.step++;
   opts.log(`Step ${counter.step}/${counter.total} : FROM ${stage.from.image}${stage.name ? ` AS ${stage.name}` : ''}`);
@@ -103,20 +103,20 @@ async function buildStage(
   if ('stage' in stage.base) {
     ({ key, state } = done.get(stage.base.stage)!);
   } else {
-    const base = await resolveBase(stage.base.image, { cache, trusted: opts.trusted, insecure: opts.insecure, progress: opts.progress });
+    const base = await resolveBase(stage.base.image, { cache, context: opts.context, trusted: opts.trusted, insecure: opts.insecure, progress: opts.progress });
     key = hashKey('FROM', base.id);
     state = { layers: base.layer ? [base.layer] : [], config: structuredClone(base.config), shell: DEFAULT_SHELL, history: [] };
     opts.log(` ---> ${base.id.slice(0, 19)}`);
   }
   const baseEnv = new Map((state.config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string]));
-  const scope = new StageScope({ globalArgs, buildArgs: opts.buildArgs, baseEnv, escape });
+  const scope = new StageScope({ globalArgs, buildArgs: opts.buildArgs, baseEnv, escape: df.escape });
   let cmdFromBase = true;
   for (const raw of stage.instructions) {
     counter.step++;
     const step = scope.step(raw);
     const inst = step.instruction;
     opts.log(`Step ${counter.step}/${counter.total} : ${firstLine(raw)}`);
-    const ctx: FileStepContext = { opts, cache, included, done, stageIndex, state, step };
+    const ctx: FileStepContext = { opts, cache, included, done, stageIndex, file: df.file, state, step };
     const inputs = await stepInputs(inst, ctx);
     const stepKey = hashKey(key, describe(inst, state.shell), inputs);
     const hit = cache.lookup(stepKey);

@@ -25,6 +25,8 @@ export interface FileStepContext {
   /** Finished stages by index, and a way to find one by --from name or number. */
   done: Map<number, { key: string; state: StepState }>;
   stageIndex: (ref: string) => number | undefined;
+  /** The Dockerfile's name, for messages ("Dockerfile:12: …"). */
+  file: string;
   state: StepState;
   step: Step;
 }
@@ -55,7 +57,7 @@ async function runStep(inst: RunInstruction, root: string, ctx: FileStepContext)
   });
   if (code !== 0) {
     const text = typeof inst.command === 'string' ? inst.command : JSON.stringify(inst.command);
-    throw Object.assign(new KrError('invalid', `Dockerfile:${inst.line}: RUN ${text.split('\n')[0]} failed with exit code ${code}`), { exitCode: code });
+    throw Object.assign(new KrError('invalid', `${ctx.file}:${inst.line}: RUN ${text.split('\n')[0]} failed with exit code ${code}`), { exitCode: code });
   }
 }
 
@@ -67,7 +69,7 @@ async function sourceRoot(inst: CopyInstruction, ctx: FileStepContext): Promise<
   let layers: string[];
   if (index !== undefined) layers = ctx.done.get(index)!.state.layers;
   else {
-    const base = await resolveBase(from, { cache: ctx.cache, trusted: ctx.opts.trusted, insecure: ctx.opts.insecure, progress: ctx.opts.progress });
+    const base = await resolveBase(from, { cache: ctx.cache, context: ctx.opts.context, trusted: ctx.opts.trusted, insecure: ctx.opts.insecure, progress: ctx.opts.progress });
     layers = base.layer ? [base.layer] : [];
   }
   const scratch = ctx.cache.scratch();
@@ -145,7 +147,8 @@ async function copyStep(inst: CopyInstruction, root: string, ctx: FileStepContex
     for (const url of urls) {
       const { content, mtime } = await download(url, inst.flags.checksum);
       const name = inst.dest.endsWith('/') ? path.posix.join(dest, path.posix.basename(new URL(url).pathname) || 'index.html') : dest;
-      entries.push({ dest: name, from: url, header: fileHeader(content.length, 0o600, own, mtime), content });
+      const mode = inst.flags.chmod !== undefined ? parseInt(inst.flags.chmod, 8) : 0o600; // docker: 0600 for downloads
+      entries.push({ dest: name, from: url, header: fileHeader(content.length, mode, own, mtime), content });
     }
     if (entries.length) await applyCopy(root, entries);
     for (const a of archives) await applyArchive(root, dest, a);
@@ -165,6 +168,6 @@ export async function runFileStep(inst: Instruction, root: string, ctx: FileStep
       makeMountPoint(root, ctx.state.config.WorkingDir || '/', 'dir');
       return;
     default:
-      throw new KrError('invalid', `Dockerfile:${inst.line}: ${inst.kind} is not supported by this builder`);
+      throw new KrError('invalid', `${ctx.file}:${inst.line}: ${inst.kind} is not supported by this builder`);
   }
 }
