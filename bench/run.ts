@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatRow, header, type Row } from './lib.ts';
+import { benchBuild } from './build.bench.ts';
 import { benchFlatten } from './flatten.bench.ts';
 import { benchPull } from './pull.bench.ts';
 import { benchRun } from './run.bench.ts';
@@ -18,6 +19,7 @@ try {
     ['pull', benchPull],
     ['flatten', benchFlatten],
     ['run', benchRun],
+    ['build', benchBuild],
   ];
   for (const [name, fn] of benches) {
     if (only && only !== name) continue;

@@ -13,6 +13,7 @@ import { flatten } from '../image/flatten.ts';
 import { openImageSource } from '../image/source.ts';
 import type { ContainerConfig } from '../image/types.ts';
 import { openVerifiedTar } from '../bali/verify.ts';
+import { identityString } from '../bali/keys.ts';
 import { openSource } from '../bali/run/fetch.ts';
 import type { BuildCache } from './cache.ts';
 
@@ -46,7 +47,42 @@ function isBaliSource(ref: string): boolean {
   return head[0] === 0x1f && head[1] === 0x8b && !/\.docker\.tar\.gz$/.test(ref);
 }
 
+/** What we know about an extracted bali base: the file's digest fixes its signer and config. */
+interface BaliBaseRecord {
+  signer: string | null;
+  trusted: boolean;
+  config: ContainerConfig;
+}
+
+function fileDigest(file: string): string {
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+/** A cached extraction is reused only if this build would trust the file too. */
+function reusable(record: BaliBaseRecord, opts: BaseOptions): boolean {
+  if (opts.insecure) return true;
+  if (!record.trusted || !record.signer) return false;
+  return opts.trusted.some((k) => identityString(k) === record.signer);
+}
+
 async function fromBaliFile(ref: string, opts: BaseOptions): Promise<Base> {
+  // A local file is hashed first (fast), so an unchanged base is not verified and extracted again.
+  const local = !/^https?:\/\//i.test(ref);
+  const file = ref.startsWith('file://') ? new URL(ref).pathname : ref;
+  if (local) {
+    const hex = fileDigest(file);
+    const layer = opts.cache.base(hex);
+    const record = opts.cache.readMeta<BaliBaseRecord>(`bali-${hex}`);
+    if (layer && record && reusable(record, opts)) return { id: `sha256:${hex}`, layer, config: record.config };
+  }
   // Hash, verify and extract in one pass; the cache entry is named by the file's digest.
   const src = await openSource(ref, opts.progress);
   const fileHash = createHash('sha256');
@@ -57,6 +93,7 @@ async function fromBaliFile(ref: string, opts: BaseOptions): Promise<Base> {
   const { tar, verdict } = openVerifiedTar(tap, { trusted: opts.trusted, insecure: opts.insecure });
   const header = await readConfigHeader(tar);
   let id = '';
+  let record: BaliBaseRecord | null = null;
   const layer = await opts.cache.addBase(async (dir) => {
     try {
       await extractTar(tar, dir, { allowDevices: true });
@@ -64,10 +101,12 @@ async function fromBaliFile(ref: string, opts: BaseOptions): Promise<Base> {
       await verdict; // a verification failure explains a broken stream best
       throw err;
     }
-    await verdict;
+    const v = await verdict;
     id = fileHash.digest('hex');
+    record = { signer: v.signer, trusted: v.trusted, config: header?.config ?? {} };
     return id;
   });
+  opts.cache.writeMeta(`bali-${id}`, record);
   return { id: `sha256:${id}`, layer, config: header?.config ?? {} };
 }
 

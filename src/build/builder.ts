@@ -8,7 +8,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { KrError } from '../util/errors.ts';
+import { KrError, withContext } from '../util/errors.ts';
+import { tempPathBeside } from '../util/atomic-file.ts';
 import type { ProgressSink } from '../util/progress.ts';
 import { encodeConfigHeader } from '../image/config-header.ts';
 import type { ContainerConfig } from '../image/types.ts';
@@ -81,7 +82,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     done.set(index, await buildStage(stage, plan.globalArgs, opts, cache, included, done, stageIndex, counter, df));
   }
   const final = done.get(plan.target)!;
-  const file = await writeOutput(final.state, cache, opts);
+  const file = await cachedOutput(final.key, cache, opts, () => writeOutput(final.state, cache, opts));
   return { file, steps: counter.step, cached: counter.cached };
 }
 
@@ -169,6 +170,34 @@ async function executeStep(inst: Instruction, stepKey: string, ctx: FileStepCont
   } finally {
     ctx.cache.discard(scratch.dir);
   }
+}
+
+/**
+ * The signed file for a final step key is the same every time (sorted tar, deterministic
+ * Ed25519), so it is kept in the cache and copied out when nothing changed.
+ */
+async function cachedOutput(finalKey: string, cache: BuildCache, opts: BuildOptions, make: () => Promise<WrittenFile>): Promise<WrittenFile> {
+  const name = `out-${hashKey(finalKey, opts.key ? opts.key.identity : 'unsigned').slice(0, 32)}`;
+  const kept = path.join(cache.root, 's', `${name}.tar.gz`);
+  const meta = cache.readMeta<WrittenFile>(name);
+  if (meta && fs.existsSync(kept)) {
+    const tmp = tempPathBeside(opts.out);
+    try {
+      fs.copyFileSync(kept, tmp, fs.constants.COPYFILE_FICLONE);
+      fs.renameSync(tmp, opts.out);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      throw withContext(err, `cannot write ${opts.out}`);
+    }
+    opts.log(' ---> output unchanged, from the cache');
+    return { ...meta, path: opts.out };
+  }
+  const file = await make();
+  const tmp = `${kept}.${process.pid}.tmp`;
+  fs.copyFileSync(opts.out, tmp, fs.constants.COPYFILE_FICLONE);
+  fs.renameSync(tmp, kept);
+  cache.writeMeta(name, file);
+  return file;
 }
 
 /** The target's layers, read through a read-only overlay by GNU tar, into the signed file. */

@@ -93,6 +93,22 @@ export class BuildCache {
     }
   }
 
+  /** Small JSON records beside the cache's entries (base image facts, outputs). */
+  readMeta<T>(name: string): T | null {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(this.root, 's', `${name}.meta.json`), 'utf8')) as T;
+    } catch {
+      return null;
+    }
+  }
+
+  writeMeta(name: string, value: unknown): void {
+    const file = path.join(this.root, 's', `${name}.meta.json`);
+    const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(value));
+    fs.renameSync(tmp, file);
+  }
+
   discard(dir: string): void {
     fs.rmSync(dir, { recursive: true, force: true });
   }
