@@ -34,6 +34,12 @@ test('bali id creates the key once and prints exactly the identity line, on the 
   assert.match(version, /^v24\./);
 });
 
+test('npx bali inside the repo runs the same CLI', () => {
+  const r = spawnSync('npx', ['--no-install', 'bali', 'id'], { cwd: repo, env: { ...env, PATH: process.env.PATH }, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, run(['id']).out);
+});
+
 test('IDENTITYKIT_SECRET replaces the key file', () => {
   const r = run(['id'], { env: { ...env, IDENTITYKIT_SECRET: 'cCOMZM5Z2HHCSVE65EDABQYXZHFA4AFH7NCTFG2VJ6V5OX7OXI33PMUQ' } });
   assert.equal(r.out, 'cDFXSA73D3H4MOM7HPVUYWUOABQI7D5ERUR7QXOQPJD2HOYYSJCIYFWY\n');

@@ -96,3 +96,49 @@ test('full disk: pack into a 1 MiB tmpfs fails with "no space left", leaves noth
   assert.equal(r.err.trim().split('\n').length, 1);
   assert.deepEqual(fs.readdirSync(small), [], 'no partial or temp file left');
 });
+
+test('pack from a loopback registry: same file as from the layout; unknown image, 401 and a corrupt blob are one line, exit 1, no output', async () => {
+  const { startRegistry } = await import('./kit/registry.ts');
+  const { push } = await import('../src/image/registry/index.ts');
+  const registry = await startRegistry({ users: [{ username: 'ops', password: 'secret' }] });
+  const dockerConfig = path.join(work, 'docker-config');
+  fs.mkdirSync(dockerConfig);
+  const auth = Buffer.from('ops:secret').toString('base64');
+  fs.writeFileSync(path.join(dockerConfig, 'config.json'), JSON.stringify({ auths: { [registry.host]: { auth } } }));
+  const withAuth = { ...env, DOCKER_CONFIG: dockerConfig };
+  const runWith = (args: string[], e: NodeJS.ProcessEnv) => {
+    const r = spawnSync(bali, args, { cwd: work, env: e, encoding: 'utf8' });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  try {
+    const ref = `${registry.host}/kraud/busybox:v1`;
+    await push(built.image, ref, { auth: { username: 'ops', password: 'secret' } });
+    const fromRegistry = path.join(work, 'from-registry.tar.gz');
+    const ok = runWith(['pack', ref, fromRegistry], withAuth);
+    assert.equal(ok.code, 0, ok.err);
+    const fromLayout = path.join(work, 'from-layout.tar.gz');
+    assert.equal(run(['pack', built.layoutDir, fromLayout]).code, 0);
+    assert.ok(fs.readFileSync(fromRegistry).equals(fs.readFileSync(fromLayout)), 'flatten is deterministic: identical signed files');
+
+    const out = path.join(work, 'never.tar.gz');
+    const cases: [string, string[], NodeJS.ProcessEnv, RegExp][] = [
+      ['unknown image', ['pack', `${registry.host}/kraud/nope:v1`, out], withAuth, /not found/],
+      ['no credentials', ['pack', ref, out], { ...env, DOCKER_CONFIG: path.join(work, 'empty-config') }, /requires authentication|unauthorized|credentials/],
+    ];
+    // A registry serving a wrong digest: corrupt a layer blob in its storage.
+    const blob = registry.blobFile(built.image.manifest.layers[0].digest);
+    const bytes = fs.readFileSync(blob);
+    bytes[bytes.length >> 1] ^= 0xff;
+    fs.writeFileSync(blob, bytes);
+    cases.push(['wrong digest', ['pack', ref, out, '--platform', 'linux/amd64'], { ...withAuth, KRAUD_STORE: path.join(work, 'fresh-store') }, /digest mismatch/]);
+    for (const [name, args, e, pattern] of cases) {
+      const r = runWith(args, e);
+      assert.equal(r.code, 1, `${name}: ${r.err}`);
+      assert.match(r.err, pattern, name);
+      assert.equal(r.err.trim().split('\n').length, 1, `one line for ${name}: ${r.err}`);
+      assert.ok(!fs.existsSync(out), `${name}: no output file`);
+    }
+  } finally {
+    await registry.stop();
+  }
+});
