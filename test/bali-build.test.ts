@@ -162,3 +162,24 @@ after(() => {
   server?.closeAllConnections();
   server?.close();
 });
+
+test('FROM a registry reference pulls, flattens and builds on it', async () => {
+  const { startRegistry } = await import('./kit/registry.ts');
+  const { push } = await import('../src/image/registry/index.ts');
+  const registry = await startRegistry();
+  try {
+    const built = await buildTestImage(path.join(work, 'img-registry'));
+    const ref = `${registry.host}/kraud/base:v1`;
+    await push(built.image, ref);
+    const dir = path.join(work, 'ctx-registry');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'Dockerfile'), `FROM ${ref}\nUSER root\nRUN echo pulled > /pulled.txt\nCMD ["cat /pulled.txt"]\n`);
+    const out = path.join(work, 'from-registry.tar.gz');
+    const r = await cli(['build', out, dir], { KRAUD_STORE: path.join(work, 'store') });
+    assert.equal(r.code, 0, r.err);
+    const run = await cli(['run', '--identity', id, out]);
+    assert.equal(run.out, 'pulled\n', run.err);
+  } finally {
+    await registry.stop();
+  }
+});
