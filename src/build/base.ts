@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { KrError } from '../util/errors.ts';
+import { sha256File } from '../util/hash-file.ts';
 import type { ProgressSink } from '../util/progress.ts';
 import { readConfigHeader } from '../image/config-header.ts';
 import { extractTar } from '../image/extract.ts';
@@ -54,18 +55,6 @@ interface BaliBaseRecord {
   config: ContainerConfig;
 }
 
-function fileDigest(file: string): string {
-  const h = createHash('sha256');
-  const buf = Buffer.allocUnsafe(1 << 20);
-  const fd = fs.openSync(file, 'r');
-  try {
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
 /** A cached extraction is reused only if this build would trust the file too. */
 function reusable(record: BaliBaseRecord, opts: BaseOptions): boolean {
   if (opts.insecure) return true;
@@ -78,7 +67,7 @@ async function fromBaliFile(ref: string, opts: BaseOptions): Promise<Base> {
   const local = !/^https?:\/\//i.test(ref);
   const file = ref.startsWith('file://') ? new URL(ref).pathname : ref;
   if (local) {
-    const hex = fileDigest(file);
+    const hex = sha256File(file);
     const layer = opts.cache.base(hex);
     const record = opts.cache.readMeta<BaliBaseRecord>(`bali-${hex}`);
     if (layer && record && reusable(record, opts)) return { id: `sha256:${hex}`, layer, config: record.config };

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { KrError } from '../util/errors.ts';
+import { hashFileInto } from '../util/hash-file.ts';
 import type { TarHeader } from '../image/tar/tar-header.ts';
 import { pathPatternRegex, type ContextEntry } from './dockerfile/dockerignore.ts';
 import type { CopyInstruction, Heredoc } from './dockerfile/types.ts';
@@ -114,16 +115,6 @@ export function fileHeader(size: number, mode: number, owner: { uid: number; gid
   return { type, mode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, uname: '', gname: '', mtime, size, linkname: '', devmajor: 0, devminor: 0, xattrs: null };
 }
 
-function hashFile(h: ReturnType<typeof createHash>, file: string): void {
-  const buf = Buffer.allocUnsafe(1 << 20);
-  const fd = fs.openSync(file, 'r');
-  try {
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 function isDirInImage(imageRoot: string | null, inside: string): boolean {
   if (imageRoot === null) return false;
   try {
@@ -184,7 +175,7 @@ export function digestOf(entries: PlannedEntry[]): string {
     const { mtime: _m, ...meta } = e.header;
     h.update(JSON.stringify([e.from, meta]));
     if (e.content) h.update(e.content);
-    else if (e.hostPath && e.header.type === 'file') hashFile(h, e.hostPath);
+    else if (e.hostPath && e.header.type === 'file') hashFileInto(h, e.hostPath);
   }
   return h.digest('hex');
 }

@@ -6,6 +6,7 @@ import type { ContainerConfig, ImageConfigFile } from './types.ts';
 import { decodeBlock, decodePaxRecords } from './tar/tar-header.ts';
 import { encodePaxGlobalHeader } from './pax-global.ts';
 import { KrError } from '../util/errors.ts';
+import { peek } from './layer-stream.ts';
 
 export const CONFIG_RECORD = 'KRAUD.image.config';
 
@@ -55,49 +56,16 @@ export async function readConfigHeader(input: Buffer | Readable): Promise<ImageC
     if (r.needed > input.length) throw new KrError('corrupt', 'tar ends inside its global header (pass more of its first bytes)');
     return r.config;
   }
-  const seen: Buffer[] = [];
-  let have = 0;
-  let want = 512;
-  try {
-    for (;;) {
-      while (have < want) {
-        const chunk = await readChunk(input);
-        if (chunk === null) return have < 512 ? null : parseFromBytes(Buffer.concat(seen)).config;
-        seen.push(chunk);
-        have += chunk.length;
-      }
-      const r = parseFromBytes(Buffer.concat(seen));
-      if (r.needed === 0 || r.needed <= have) return r.config;
-      if (r.needed > 16 * 1024 * 1024) throw new KrError('corrupt', 'tar global header is implausibly large');
-      want = r.needed;
-    }
-  } finally {
-    if (seen.length > 0 && !input.destroyed) input.unshift(Buffer.concat(seen));
+  // Read ahead (the bytes are pushed back, so the stream still starts at the header).
+  let head = await peek(input, 512);
+  if (head.length < 512) return null;
+  let r = parseFromBytes(head);
+  if (r.needed > 16 * 1024 * 1024) throw new KrError('corrupt', 'tar global header is implausibly large');
+  if (r.needed > head.length) {
+    head = await peek(input, r.needed);
+    if (head.length < r.needed) throw new KrError('corrupt', 'tar ends inside its global header');
+    r = parseFromBytes(head);
   }
+  return r.config;
 }
 
-function readChunk(stream: Readable): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const attempt = (): void => {
-      const chunk = stream.read() as Buffer | null;
-      if (chunk !== null) return done(chunk);
-      if (stream.readableEnded) return done(null);
-    };
-    const done = (v: Buffer | null): void => {
-      stream.off('readable', attempt);
-      stream.off('end', onEnd);
-      stream.off('error', onError);
-      resolve(v);
-    };
-    const onEnd = (): void => done(null);
-    const onError = (e: Error): void => {
-      stream.off('readable', attempt);
-      stream.off('end', onEnd);
-      reject(e);
-    };
-    stream.on('readable', attempt);
-    stream.once('end', onEnd);
-    stream.once('error', onError);
-    attempt();
-  });
-}
