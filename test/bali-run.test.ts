@@ -152,6 +152,31 @@ test('tampered, foreign-signed, missing and truncated downloads: refused before 
   assert.match(insecure.err, /WARNING: running a file signed by .*not a trusted identity/);
 });
 
+test('hostile tars signed by a trusted key are still refused by bali run, nothing lands outside', async () => {
+  const { encodeHeader, END_OF_ARCHIVE, padding } = await import('../src/image/tar/tar-writer.ts');
+  const { writeBaliFile } = await import('../src/bali/sign.ts');
+  const { Readable } = await import('node:stream');
+  const outside = `kraud-escape-${process.pid}`;
+  const entry = (p: string, type: 'file' | 'symlink' | 'link' | 'dir', extra: { linkname?: string; data?: string } = {}) => {
+    const data = Buffer.from(extra.data ?? '');
+    const h = encodeHeader({ path: p, type, mode: type === 'dir' ? 0o755 : 0o644, uid: 0, gid: 0, uname: '', gname: '', mtime: 0, size: type === 'file' ? data.length : 0, linkname: extra.linkname ?? '', devmajor: 0, devminor: 0, xattrs: null });
+    return type === 'file' ? [h, data, padding(data.length)] : [h];
+  };
+  const kinds: Record<string, Buffer[]> = {
+    'dot-dot': entry(`../../../../tmp/${outside}`, 'file', { data: 'x' }),
+    'symlink then write': [...entry('bin', 'dir'), ...entry('esc', 'symlink', { linkname: '/tmp' }), ...entry(`esc/${outside}`, 'file', { data: 'x' })],
+    'hardlink out': entry('passwd', 'link', { linkname: '/etc/passwd' }),
+  };
+  for (const [name, parts] of Object.entries(kinds)) {
+    const file = path.join(work, `hostile-${name.replace(/\W+/g, '-')}.tar.gz`);
+    await writeBaliFile(file, Readable.from([Buffer.concat([...parts, END_OF_ARCHIVE])]), key);
+    const r = await runAsync(['--identity', key.identity, '--entrypoint', '/bin/true', file]);
+    assert.equal(r.code, 125, `${name}: ${r.err}`);
+    assert.match(r.err, /^bali: tar entry .*\n$/, `${name}: one line naming the entry`);
+    assert.ok(!fs.existsSync(`/tmp/${outside}`), `${name}: nothing outside the root`);
+  }
+});
+
 test('nothing is left behind: host mounts and temp dirs as before', () => {
   server.close();
   assert.equal(fs.readFileSync('/proc/self/mountinfo', 'utf8'), mountsBefore);
