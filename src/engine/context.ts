@@ -1,0 +1,18 @@
+// What the routes see of a running krd: its settings and services.
+import type { StateDb } from './state/db.ts';
+import type { ImageService } from './images/service.ts';
+
+export const KRD_VERSION = '0.1.0-kraud';
+
+export type RuntimeName = 'ns' | 'vm';
+
+export interface EngineContext {
+  dataRoot: string;
+  runtime: RuntimeName;
+  /** Identities whose bali files load without a warning. */
+  trusted: Uint8Array[];
+  state: StateDb;
+  images: ImageService;
+  /** A random ID made once per data root (docker's /info ID). */
+  id: string;
+}

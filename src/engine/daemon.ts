@@ -1,0 +1,85 @@
+// Starting krd: defaults for socket and data root, the state database, services, routes and
+// listeners. Everything krd owns lives under the data root and the socket paths given, so
+// several krd can run side by side.
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { KrError } from '../util/errors.ts';
+import type { InsecureOption } from '../image/reference.ts';
+import { KRD_VERSION, type EngineContext, type RuntimeName } from './context.ts';
+import { ImageService } from './images/service.ts';
+import { Router } from './router.ts';
+import { imageRoutes } from './routes/images.ts';
+import { systemRoutes } from './routes/system.ts';
+import { EngineServer, describe, parseHost, type TlsFiles } from './server.ts';
+import { StateDb } from './state/db.ts';
+
+export interface DaemonOptions {
+  hosts?: string[];
+  dataRoot?: string;
+  runtime?: RuntimeName;
+  tls?: TlsFiles;
+  trusted?: Uint8Array[];
+  insecureRegistries?: InsecureOption;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Daemon {
+  context: EngineContext;
+  /** "unix:///…" and "tcp://…" as listening. */
+  addresses: string[];
+  close(): Promise<void>;
+}
+
+/** root: /run/kraud/krd.sock and /var/lib/kraud; others: $XDG_RUNTIME_DIR/kraud/krd.sock and ~/.local/share/kraud. */
+export function defaultPaths(env: NodeJS.ProcessEnv = process.env): { socket: string; dataRoot: string } {
+  if (process.getuid?.() === 0) return { socket: '/run/kraud/krd.sock', dataRoot: '/var/lib/kraud' };
+  const runtimeDir = env.XDG_RUNTIME_DIR || join('/tmp', `kraud-${process.getuid?.() ?? 'user'}`);
+  const dataHome = env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return { socket: join(runtimeDir, 'kraud', 'krd.sock'), dataRoot: join(dataHome, 'kraud') };
+}
+
+function engineId(dataRoot: string): string {
+  const file = join(dataRoot, 'engine-id');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    const id = randomBytes(16).toString('hex').replace(/(.{8})(.{4})(.{4})(.{4})(.{12})/, '$1-$2-$3-$4-$5');
+    writeFileSync(file, id + '\n', { flush: true });
+    return id;
+  }
+}
+
+export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
+  const defaults = defaultPaths(opts.env);
+  const dataRoot = opts.dataRoot ?? defaults.dataRoot;
+  const runtime = opts.runtime ?? 'ns';
+  if (runtime !== 'ns' && runtime !== 'vm') throw new KrError('invalid', `unknown runtime "${runtime}" (ns or vm)`);
+  const listeners = (opts.hosts?.length ? opts.hosts : [`unix://${defaults.socket}`]).map(parseHost);
+  if (listeners.some((l) => l.kind === 'tcp') && !opts.tls) {
+    throw new KrError('invalid', 'refusing to listen on TCP without mutual TLS: pass --tlsverify --tlscacert --tlscert --tlskey (make them with krd certs DIR)');
+  }
+  const state = StateDb.open(join(dataRoot, 'krd.db'));
+  try {
+    const images = await ImageService.open(dataRoot, state, { insecureRegistries: opts.insecureRegistries });
+    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, id: engineId(dataRoot) };
+    const router = new Router();
+    systemRoutes(router, context);
+    imageRoutes(router, context);
+    const server = await EngineServer.listen(listeners, (req, res) => void router.handle(req, res), opts.tls);
+    return {
+      context,
+      addresses: listeners.map((l) => describe(l, !!opts.tls)),
+      close: async () => {
+        await server.close();
+        state.close();
+      },
+    };
+  } catch (err) {
+    state.close();
+    throw err;
+  }
+}
+
+export { KRD_VERSION };

@@ -1,0 +1,149 @@
+// krd's state: one SQLite database (node:sqlite, WAL) under the data root. Every change is a
+// transaction committed before the API answers, so a kill -9 at any moment loses nothing that
+// was acknowledged. The schema is versioned with PRAGMA user_version; MIGRATIONS[i] takes the
+// database from version i to i+1 and runs in one transaction with the version bump.
+import { DatabaseSync } from 'node:sqlite';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { withContext } from '../../util/errors.ts';
+
+const MIGRATIONS: string[] = [
+  // 1: images, plus the tables containers, volumes, networks and execs will fill.
+  `
+  CREATE TABLE images (
+    id              TEXT PRIMARY KEY,          -- config digest: docker's image ID
+    manifest_digest TEXT NOT NULL,             -- the manifest in the blob store (what save/push read)
+    size            INTEGER NOT NULL,          -- bytes of the layers as stored
+    created         TEXT,                      -- the config's "created"
+    added           INTEGER NOT NULL,          -- unix ms when krd got it
+    source          TEXT NOT NULL              -- pull | load | bali
+  );
+  CREATE TABLE image_tags (
+    ref       TEXT PRIMARY KEY,                -- canonical "registry/repo:tag"
+    image_id  TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    tagged    INTEGER NOT NULL
+  );
+  CREATE INDEX image_tags_image ON image_tags(image_id);
+  CREATE TABLE image_digests (
+    ref       TEXT PRIMARY KEY,                -- canonical "registry/repo@sha256:…" (RepoDigests)
+    image_id  TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+  );
+  CREATE INDEX image_digests_image ON image_digests(image_id);
+  CREATE TABLE containers (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    image_id    TEXT NOT NULL,
+    image_ref   TEXT NOT NULL,                 -- what the user asked for ("busybox:latest")
+    state       TEXT NOT NULL,                 -- created | running | paused | restarting | exited | dead
+    created     INTEGER NOT NULL,
+    started     INTEGER,
+    finished    INTEGER,
+    exit_code   INTEGER,
+    pid         INTEGER,
+    runtime     TEXT NOT NULL,                 -- ns | vm
+    config      TEXT NOT NULL,                 -- JSON: docker's Config
+    host_config TEXT NOT NULL,                 -- JSON: docker's HostConfig
+    network     TEXT NOT NULL DEFAULT '{}'     -- JSON: NetworkSettings
+  );
+  CREATE TABLE volumes (
+    name        TEXT PRIMARY KEY,
+    driver      TEXT NOT NULL,
+    mountpoint  TEXT NOT NULL,
+    created     INTEGER NOT NULL,
+    labels      TEXT NOT NULL DEFAULT '{}',
+    options     TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE TABLE networks (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    driver      TEXT NOT NULL,
+    created     INTEGER NOT NULL,
+    ipam        TEXT NOT NULL DEFAULT '{}',
+    labels      TEXT NOT NULL DEFAULT '{}',
+    options     TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE TABLE execs (
+    id           TEXT PRIMARY KEY,
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    config       TEXT NOT NULL,                -- JSON: docker's ExecConfig
+    running      INTEGER NOT NULL DEFAULT 0,
+    exit_code    INTEGER,
+    pid          INTEGER
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export class StateDb {
+  readonly db: DatabaseSync;
+  readonly path: string;
+
+  private constructor(db: DatabaseSync, path: string) {
+    this.db = db;
+    this.path = path;
+  }
+
+  /** Opens (creating and migrating if needed) the database at path. */
+  static open(path: string): StateDb {
+    let db: DatabaseSync;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      db = new DatabaseSync(path);
+      db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
+    } catch (err) {
+      throw withContext(err, `cannot open state database ${path}`);
+    }
+    const state = new StateDb(db, path);
+    state.migrate();
+    return state;
+  }
+
+  get version(): number {
+    return Number((this.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
+  }
+
+  private migrate(): void {
+    const from = this.version;
+    if (from > SCHEMA_VERSION) {
+      throw withContext(new Error(`schema version ${from} is newer than this krd knows (${SCHEMA_VERSION})`), `state database ${this.path}`);
+    }
+    for (let v = from; v < SCHEMA_VERSION; v++) {
+      this.transaction(() => {
+        this.db.exec(MIGRATIONS[v]);
+        this.db.exec(`PRAGMA user_version = ${v + 1}`);
+      });
+    }
+  }
+
+  /** Runs fn inside BEGIN IMMEDIATE … COMMIT (ROLLBACK when it throws). */
+  transaction<T>(fn: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const out = fn();
+      this.db.exec('COMMIT');
+      return out;
+    } catch (err) {
+      this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  /** Rows counted per container state (for /info). */
+  containerCounts(): { total: number; running: number; paused: number; stopped: number } {
+    const rows = this.db.prepare('SELECT state, COUNT(*) AS n FROM containers GROUP BY state').all() as { state: string; n: number }[];
+    let total = 0;
+    let running = 0;
+    let paused = 0;
+    for (const r of rows) {
+      total += Number(r.n);
+      if (r.state === 'running' || r.state === 'restarting') running += Number(r.n);
+      if (r.state === 'paused') paused += Number(r.n);
+    }
+    return { total, running, paused, stopped: total - running - paused };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
