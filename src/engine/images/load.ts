@@ -109,7 +109,10 @@ async function loadBali(svc: ImageService, file: string, opts: LoadOptions): Pro
     }
   });
   const layer = await svc.storing(async () => {
-    const staged = await svc.store.stage(tar);
+    // A verification failure surfaces in `tar` as the raw stream error; the verdict says why.
+    const staged = await svc.store.stage(tar).catch(async (err: unknown) => {
+      throw await verdict.then(() => err, (why: unknown) => why);
+    });
     try {
       const v = await verdict;
       const hint = readSignerHint(Buffer.concat(first));

@@ -24,8 +24,9 @@ function globMatch(pattern: string, value: string): boolean {
   return new RegExp(`^${re}$`).test(value);
 }
 
-function referenceMatches(patterns: string[], tags: string[]): boolean {
-  return tags.some((canonical) => {
+/** The names among `refs` (canonical) that a reference filter's patterns match. */
+function referenceMatches(patterns: string[], refs: string[]): string[] {
+  return refs.filter((canonical) => {
     const ref = parseReference(canonical);
     const names = [ref.familiarName, ref.toString()];
     return patterns.some((p) => names.some((n) => globMatch(p, n)));
@@ -41,13 +42,19 @@ export async function listImages(svc: ImageService, filters: Map<string, string[
   if (dangling && dangling.some((v) => !['true', 'false', '1', '0'].includes(v))) throw new KrError('invalid', `invalid filter 'dangling=${dangling[0]}'`);
   const out: object[] = [];
   for (const row of svc.records.all()) {
-    const tags = svc.records.tagsOf(row.id);
+    let tags = svc.records.tagsOf(row.id);
+    let digests = svc.records.digestsOf(row.id);
     if (dangling && dangling.length) {
       const want = dangling[0] === 'true' || dangling[0] === '1';
       if (want !== (tags.length === 0)) continue;
     }
     const refs = filters.get('reference');
-    if (refs && refs.length && !referenceMatches(refs, tags)) continue;
+    if (refs && refs.length) {
+      // docker lists only the names that matched.
+      tags = referenceMatches(refs, tags);
+      digests = referenceMatches(refs, digests);
+      if (tags.length === 0 && digests.length === 0) continue;
+    }
     const config = await configOf(svc, row.id).catch(() => undefined);
     const labels = config?.config?.Labels ?? {};
     const want = filters.get('label') ?? [];
@@ -58,7 +65,7 @@ export async function listImages(svc: ImageService, filters: Map<string, string[
       Id: row.id,
       Labels: labels,
       ParentId: '',
-      RepoDigests: svc.records.digestsOf(row.id).map(familiar),
+      RepoDigests: digests.map(familiar),
       RepoTags: tags.map(familiar),
       SharedSize: -1,
       Size: row.size,
