@@ -102,6 +102,30 @@ describe('krd images with the docker CLI', () => {
     assert.match(again.stdout, /^Status: Image is up to date for /m);
   });
 
+  test('docker login checks credentials; pull sends them (X-Registry-Auth)', async () => {
+    const user = { username: 'alice', password: 's3cret' };
+    const locked = await startRegistry({ users: [user] });
+    try {
+      const privateRef = `${locked.host}/team/app:v1`;
+      await push(built.image, privateRef, { auth: user });
+      const anonymous = krd.docker(['pull', privateRef]);
+      assert.equal(anonymous.code, 1);
+      assert.match(anonymous.stderr, /^Error response from daemon: .*(denied|authentication)/m);
+      const wrong = krd.docker(['login', '-u', 'alice', '--password-stdin', locked.host], { input: 'wrong\n' });
+      assert.notEqual(wrong.code, 0);
+      assert.match(wrong.stderr, /401 Unauthorized/);
+      const login = krd.docker(['login', '-u', 'alice', '--password-stdin', locked.host], { input: 's3cret\n' });
+      assert.equal(login.code, 0, login.stderr);
+      assert.match(login.stdout, /Login Succeeded/);
+      const pulled = krd.docker(['pull', privateRef]);
+      assert.equal(pulled.code, 0, pulled.stderr);
+      assert.match(pulled.stdout, /^Status: Downloaded newer image for /m);
+      assert.equal(krd.docker(['rmi', privateRef]).code, 0);
+    } finally {
+      await locked.stop();
+    }
+  });
+
   test('docker images, tag, inspect and history', () => {
     const list = krd.docker(['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}']);
     assert.equal(list.code, 0, list.stderr);
@@ -174,6 +198,8 @@ describe('krd images with the docker CLI', () => {
     const t0 = Date.now();
     const again = await startKrd({ socket: krd.socket, dataRoot: krd.dataRoot, args: ['--trusted-identity', IDENTITY] });
     const took = Date.now() - t0;
+    // node_modules/.bin/krd execs: the process we started is krd itself.
+    assert.match(again.log(), new RegExp(`\\(pid ${again.child.pid}\\)`));
     const old = krd;
     krd = again;
     await old.stop();

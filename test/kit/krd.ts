@@ -28,7 +28,7 @@ export interface TestKrd {
   log(): string;
   /** Environment for the docker CLI. */
   env: NodeJS.ProcessEnv;
-  docker(args: string[], opts?: { env?: NodeJS.ProcessEnv; timeout?: number }): { code: number; stdout: string; stderr: string };
+  docker(args: string[], opts?: { env?: NodeJS.ProcessEnv; timeout?: number; input?: string }): { code: number; stdout: string; stderr: string };
   /** SIGKILL, wait for the exit. */
   kill9(): Promise<void>;
   /** SIGTERM, wait for the exit, remove the temp dir unless keep. */
@@ -82,7 +82,7 @@ export async function startKrd(opts: KrdOptions = {}): Promise<TestKrd> {
     env,
     log: () => log,
     docker(dargs, o = {}) {
-      const r = spawnSync('docker', dargs, { env: { ...env, ...o.env }, encoding: 'utf8', timeout: o.timeout ?? 30_000 });
+      const r = spawnSync('docker', dargs, { env: { ...env, ...o.env }, encoding: 'utf8', timeout: o.timeout ?? 30_000, input: o.input });
       return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
     },
     async kill9() {

@@ -4,6 +4,8 @@
 // --trusted-identity load silently, others load with a warning line; damaged files never load.
 import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { gunzipSync } from 'node:zlib';
 import { KrError } from '../../util/errors.ts';
 import { listDockerArchive, openDockerArchive, canonicalJson } from '../../image/docker-archive.ts';
@@ -100,21 +102,27 @@ async function looksLikeBali(file: string): Promise<boolean> {
 async function loadBali(svc: ImageService, file: string, opts: LoadOptions): Promise<string> {
   const { tar, verdict } = openVerifiedTar(createReadStream(file, { highWaterMark: 1 << 20 }), { trusted: opts.trusted, insecure: true });
   const header = await readConfigHeader(tar);
+  // The first bytes (where a signer hint sits) are kept on the way to the store.
   const first: Buffer[] = [];
   let firstBytes = 0;
-  tar.on('data', (c: Buffer) => {
-    if (firstBytes < 65536) {
-      first.push(c.subarray(0, 65536 - firstBytes));
-      firstBytes += Math.min(c.length, 65536 - firstBytes);
-    }
+  const tap = new Transform({
+    transform(c: Buffer, _enc, done) {
+      if (firstBytes < 65536) {
+        first.push(c.subarray(0, 65536 - firstBytes));
+        firstBytes += Math.min(c.length, 65536 - firstBytes);
+      }
+      done(null, c);
+    },
   });
+  pipeline(tar, tap).catch(() => {}); // a failure reaches the store through tap
   const layer = await svc.storing(async () => {
-    // A verification failure surfaces in `tar` as the raw stream error; the verdict says why.
-    const staged = await svc.store.stage(tar).catch(async (err: unknown) => {
+    // A verification failure surfaces in the stream as the raw error; the verdict says why.
+    const staged = await svc.store.stage(tap).catch(async (err: unknown) => {
       throw await verdict.then(() => err, (why: unknown) => why);
     });
     try {
       const v = await verdict;
+      if (staged.size !== v.tarBytes) throw new KrError('io', `stored ${staged.size} of the ${v.tarBytes} verified bytes`);
       const hint = readSignerHint(Buffer.concat(first));
       if (v.signed && v.signer === null && hint !== null) {
         throw new KrError('corrupt', 'bad signature: the file was changed after signing');

@@ -67,6 +67,10 @@ export class ImageService {
     return service;
   }
 
+  get insecureRegistries(): InsecureOption | undefined {
+    return this.opts.insecureRegistries;
+  }
+
   get tmpDir(): string {
     return join(this.store.root, 'tmp');
   }
@@ -188,6 +192,14 @@ export class ImageService {
       } else {
         this.records.untag(ref.canonical);
         out.push({ Untagged: ref.toString() });
+        // Like dockerd: the last tag of a repository takes that repository's digest references along.
+        if (!this.records.tagsOf(id).some((t) => parseReference(t).name === ref.name)) {
+          for (const d of this.records.digestsOf(id)) {
+            if (parseReference(d).name !== ref.name) continue;
+            this.records.untagDigest(d);
+            out.push({ Untagged: familiar(d) });
+          }
+        }
       }
       if (tags.filter((t) => t !== ref.canonical).length > 0) return out;
       if (!force && this.containerUsing(id)) return out;
@@ -272,8 +284,9 @@ function dockerPullError(err: unknown, ref: ImageReference): unknown {
   if (err instanceof KrError && err.kind === 'not-found' && /^image .* not found$/.test(err.message)) {
     return new KrError('not-found', `manifest for ${ref} not found: manifest unknown: manifest unknown`, { cause: err });
   }
+  // dockerd answers these with 404 too (a 401 would make the CLI prompt for a login).
   if (err instanceof KrError && (err.kind === 'unauthorized' || err.kind === 'denied')) {
-    return new KrError(err.kind, `pull access denied for ${ref.familiarName}, repository does not exist or may require 'docker login': ${err.message}`, { cause: err });
+    return new KrError('not-found', `pull access denied for ${ref.familiarName}, repository does not exist or may require 'docker login': ${err.message}`, { cause: err });
   }
   return err;
 }

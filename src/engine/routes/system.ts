@@ -3,7 +3,9 @@ import { cpus, hostname, release, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { API_VERSION, MIN_API_VERSION } from '../api-version.ts';
 import { KRD_VERSION, type EngineContext } from '../context.ts';
-import { json, type Router } from '../router.ts';
+import { KrError } from '../../util/errors.ts';
+import { checkLogin } from '../images/login.ts';
+import { json, readJson, type Router } from '../router.ts';
 
 const GO_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 const UNAME_ARCH: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', arm: 'armv7l', ia32: 'i686', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
@@ -51,6 +53,16 @@ export function systemRoutes(router: Router, ctx: EngineContext): void {
       KernelVersion: release(),
       BuildTime: '',
     });
+  });
+
+  router.add('POST', /^\/auth$/, async ({ req, res }) => {
+    const body = (await readJson(req)) as { username?: unknown; password?: unknown; serveraddress?: unknown } | undefined;
+    if (!body || typeof body !== 'object' || typeof body.username !== 'string' || typeof body.password !== 'string') {
+      throw new KrError('invalid', 'username and password (strings) are required');
+    }
+    const server = typeof body.serveraddress === 'string' ? body.serveraddress : '';
+    await checkLogin(server, body.username, body.password, ctx.images.insecureRegistries);
+    json(res, 200, { Status: 'Login Succeeded', IdentityToken: '' });
   });
 
   router.add('GET', /^\/info$/, ({ res }) => {
