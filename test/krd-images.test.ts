@@ -209,6 +209,10 @@ describe('krd images with the docker CLI', () => {
     const clash = spawnSync(KRD_BIN, ['-H', `unix://${krd.socket}`, '--data-root', join(work, 'other')], { encoding: 'utf8', timeout: 10_000 });
     assert.equal(clash.status, 1);
     assert.match(clash.stderr, /another daemon is listening/);
+    // …and so does a second krd on the same data root.
+    const shared = spawnSync(KRD_BIN, ['-H', `unix://${join(work, 'other.sock')}`, '--data-root', krd.dataRoot], { encoding: 'utf8', timeout: 10_000 });
+    assert.equal(shared.status, 1);
+    assert.match(shared.stderr, /is in use by krd/);
     // Now trusted: no warning.
     const load = krd.docker(['load', '-i', join(work, 'app.tar.gz')]);
     assert.match(load.stdout, new RegExp(`^Verified bali file signed by ${IDENTITY}$`, 'm'));

@@ -2,7 +2,7 @@
 // listeners. Everything krd owns lives under the data root and the socket paths given, so
 // several krd can run side by side.
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { KrError } from '../util/errors.ts';
@@ -51,6 +51,40 @@ function engineId(dataRoot: string): string {
   }
 }
 
+/**
+ * One krd per data root: krd.pid names the owner. A file left by a killed krd names a dead
+ * process (or one that is not krd) and is taken over.
+ */
+function lockDataRoot(dataRoot: string): () => void {
+  mkdirSync(dataRoot, { recursive: true });
+  const file = join(dataRoot, 'krd.pid');
+  let pid = 0;
+  try {
+    pid = Number(readFileSync(file, 'utf8').trim());
+  } catch {
+    // no owner
+  }
+  if (pid > 0 && pid !== process.pid) {
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      // gone
+    }
+    if (/krd/.test(cmdline)) throw new KrError('conflict', `data root ${dataRoot} is in use by krd (pid ${pid})`);
+  }
+  const tmp = `${file}.${process.pid}`;
+  writeFileSync(tmp, `${process.pid}\n`, { flush: true });
+  renameSync(tmp, file);
+  return () => {
+    try {
+      if (Number(readFileSync(file, 'utf8').trim()) === process.pid) rmSync(file);
+    } catch {
+      // already gone
+    }
+  };
+}
+
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const defaults = defaultPaths(opts.env);
   const dataRoot = opts.dataRoot ?? defaults.dataRoot;
@@ -60,7 +94,14 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   if (listeners.some((l) => l.kind === 'tcp') && !opts.tls) {
     throw new KrError('invalid', 'refusing to listen on TCP without mutual TLS: pass --tlsverify --tlscacert --tlscert --tlskey (make them with krd certs DIR)');
   }
-  const state = StateDb.open(join(dataRoot, 'krd.db'));
+  const unlock = lockDataRoot(dataRoot);
+  let state: StateDb;
+  try {
+    state = StateDb.open(join(dataRoot, 'krd.db'));
+  } catch (err) {
+    unlock();
+    throw err;
+  }
   try {
     const images = await ImageService.open(dataRoot, state, { insecureRegistries: opts.insecureRegistries });
     const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, id: engineId(dataRoot) };
@@ -74,10 +115,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       close: async () => {
         await server.close();
         state.close();
+        unlock();
       },
     };
   } catch (err) {
     state.close();
+    unlock();
     throw err;
   }
 }

@@ -42,7 +42,9 @@ export async function loadImages(svc: ImageService, file: string, opts: LoadOpti
   } catch (err) {
     // A gzip file without manifest.json may still be a bali file made from some other tar.
     if (gzip && err instanceof KrError && /manifest\.json missing/.test(err.message)) return [await loadBali(svc, file, opts)];
-    if (err instanceof KrError && err.kind === 'corrupt') throw new KrError('invalid', `failed to load: ${err.message}`, { cause: err });
+    if (err instanceof KrError && err.kind === 'corrupt') {
+      throw new KrError('invalid', `failed to load: ${err.message.split(file).join('the upload')}`, { cause: err });
+    }
     throw err;
   }
   const ids: string[] = [];
