@@ -38,18 +38,15 @@ export class Router {
       const url = new URL(req.url ?? '/', 'http://krd');
       const { version, path } = splitVersion(url.pathname);
       const method = req.method === 'HEAD' ? 'HEAD' : (req.method ?? 'GET');
-      let pathMatched = false;
       for (const route of this.routes) {
         const m = route.pattern.exec(path);
         if (!m) continue;
-        pathMatched = true;
         if (route.method !== method) continue;
         const params = m.slice(1).map((p) => (p === undefined ? '' : decodeURIComponent(p)));
         await route.handler({ req, res, params, query: url.searchParams, version });
         return;
       }
-      // docker answers unknown paths and wrong methods alike.
-      void pathMatched;
+      // dockerd answers unknown paths and wrong methods alike.
       throw new KrError('not-found', 'page not found');
     } catch (err) {
       fail(res, err);
