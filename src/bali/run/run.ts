@@ -100,6 +100,19 @@ function prepareStandardMounts(root: string): void {
   }
 }
 
+/**
+ * Stage 2 must really be inside bali-enter's namespace, with a tmpfs on STAGE2_ROOT: a stray
+ * BALI_RUN_STAGE2 in someone's environment must not make us extract onto the host's /sys.
+ */
+function requirePrivateRoot(root: string): void {
+  const mounted = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.split(' ')[4] === root)
+    .pop();
+  if (!mounted || !/ - tmpfs /.test(mounted)) throw new KrError('invalid', `${STAGE_VAR} is set, but ${root} is not bali's private tmpfs: unset it`);
+}
+
 /** Stage 2: inside the namespace with the tmpfs at STAGE2_ROOT. Ends in execve or throws. */
 export async function finishRun(opts: RunOptions, progress: ProgressSink, warn: (msg: string) => void, timing?: PhaseSink): Promise<never> {
   const phase = phaseClock(timing);
@@ -109,6 +122,7 @@ export async function finishRun(opts: RunOptions, progress: ProgressSink, warn: 
   delete callerEnv[STAGE_VAR];
   delete callerEnv[T0_VAR];
   const trusted = checkRun(opts);
+  requirePrivateRoot(root);
   const source = await openSource(opts.source, progress);
   const { tar, verdict } = openVerifiedTar(source.stream, { trusted, insecure: opts.insecure });
   const header = await readConfigHeader(tar);
