@@ -10,11 +10,15 @@ deps:
 	@$(MAKE) --no-print-directory native
 
 # Small C helpers for what Node cannot do itself (namespaces for the whole process, pivot_root).
-native: build/bali-enter
+native: build/bali-enter build/krd-shim
 
 build/bali-enter: native/bali-enter.c
 	@mkdir -p build
 	gcc -O2 -Wall -Wextra -o $@ $<
+
+build/krd-shim: native/krd-shim.c
+	@mkdir -p build
+	gcc -O2 -Wall -Wextra -o $@ $< -lutil
 
 run: deps
 	@$(NODE) --no-warnings scripts/demo.ts
