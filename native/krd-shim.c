@@ -20,7 +20,8 @@
  *
  * Socket frames both ways: [type u8][length u32 BE][payload]. Client → shim: 0 stdin data,
  * 4 close stdin, 5 resize (rows u16, cols u16), 6 signal (u8), 8 start. Shim → client: 1 stdout,
- * 2 stderr, 3 exit (payload = the exit file's text); a client gets output from when it connects.
+ * 2 stderr, 3 exit (payload = the exit file's text), 9 started (to the client that sent 8, once
+ * the command is exec'd or failed to be); a client gets output from when it connects.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -559,7 +560,7 @@ int main(int argc, char **argv) {
   if (devnull > 2) close(devnull);
   setsid();
 
-  int started = 0, exited = 0, status = 0, out_eof = 0;
+  int started = 0, exited = 0, status = 0, out_eof = 0, start_client = -1;
   struct pollfd pfd[6 + MAXCLIENTS];
   while (!exited) {
     int n = 0;
@@ -589,6 +590,8 @@ int main(int argc, char **argv) {
       }
       close(errp[0]);
       errp[0] = -1;
+      if (start_client >= 0) send_frame(start_client, 9, NULL, 0);
+      start_client = -1;
     }
     if (pfd[1].revents) {
       int c = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
@@ -624,11 +627,13 @@ int main(int argc, char **argv) {
           kill(child, (uint8_t)body[0]);
         } else if (h[0] == 8 && !started) {
           started = 1;
+          start_client = c; /* answered with a 9 frame once exec has happened (or failed) */
           if (write(sync[0], "s", 1) != 1) {}
         }
         continue;
       }
       close(c);
+      if (c == start_client) start_client = -1;
       for (int j = 0; j < nclients; j++)
         if (clients[j] == c) clients[j] = clients[--nclients];
     }

@@ -1,0 +1,235 @@
+// The conformance suite every Runtime must pass (ns now, cradle's vm later): registers node:test
+// tests. `makeRuntime(stateDir)` gives a runtime on a state dir; called again with the same dir
+// it must see the same containers (that is how a daemon restart is simulated). The fixture's
+// image needs /bin/busybox (with sh, cat, echo, ls, id linked) and a user 1000 named "user".
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Readable } from 'node:stream';
+import type { Container, ContainerSpec, Runtime } from './runtime.ts';
+
+export interface ConformanceFixture {
+  /** The rootfs every test container uses. */
+  rootfs: ContainerSpec['rootfs'];
+}
+
+async function collect(stream: Readable | null): Promise<string> {
+  if (!stream) return '';
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(Buffer.from(c));
+  return Buffer.concat(parts).toString();
+}
+
+/** Reads a stream until `pattern` shows up (for interactive tests). */
+async function until(stream: Readable, pattern: RegExp, timeoutMs = 5000): Promise<string> {
+  let seen = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; got ${JSON.stringify(seen)}`)), timeoutMs);
+    const onData = (d: Buffer) => {
+      seen += d.toString();
+      if (pattern.test(seen)) {
+        clearTimeout(timer);
+        stream.off('data', onData);
+        resolve(seen);
+      }
+    };
+    stream.on('data', onData);
+  });
+}
+
+export function runtimeConformance(name: string, makeRuntime: (stateDir: string) => Promise<Runtime>, fixture: () => Promise<ConformanceFixture>): void {
+  describe(`runtime conformance: ${name}`, { concurrency: true }, () => {
+    let stateDir: string;
+    let rt: Runtime;
+    let fx: ConformanceFixture;
+    let n = 0;
+    before(async () => {
+      stateDir = await mkdtemp(join(tmpdir(), `kraud-rt-${name}-`));
+      rt = await makeRuntime(stateDir);
+      fx = await fixture();
+    });
+    after(async () => {
+      for (const id of await rt.list()) await (await rt.reattach(id)).delete({ force: true }).catch(() => undefined);
+      await rm(stateDir, { recursive: true, force: true });
+    });
+    const spec = (args: string[], more: Partial<ContainerSpec> = {}): ContainerSpec => ({ id: `t${++n}-${process.pid}`, rootfs: fx.rootfs, args, ...more });
+
+    /** create, attach, start, collect output, wait */
+    async function run(s: ContainerSpec): Promise<{ c: Container; out: string; err: string; code: number }> {
+      const c = await rt.create(s);
+      const io = await c.attach();
+      await c.start();
+      const [out, err, exit] = await Promise.all([collect(io.stdout), collect(io.stderr), c.wait()]);
+      return { c, out, err, code: exit.exitCode };
+    }
+
+    test('echo: output and exit code 0', async () => {
+      const r = await run(spec(['/bin/echo', 'hello', 'world']));
+      assert.equal(r.out, 'hello world\n');
+      assert.equal(r.code, 0);
+      await r.c.delete();
+    });
+
+    test('exit code 3 propagates, stderr kept apart', async () => {
+      const r = await run(spec(['/bin/sh', '-c', 'echo oops >&2; exit 3']));
+      assert.equal(r.code, 3);
+      assert.equal(r.err, 'oops\n');
+      assert.equal(r.out, '');
+      await r.c.delete();
+    });
+
+    test('env, cwd and user applied', async () => {
+      const r = await run(spec(['/bin/sh', '-c', 'echo "$FOO|$(pwd)|$(id -u):$(id -g)"'], { env: ['FOO=bar'], cwd: '/tmp', user: '1000:1000' }));
+      assert.equal(r.out, 'bar|/tmp|1000:1000\n');
+      await r.c.delete();
+    });
+
+    test('user by name, a missing working directory is created', async () => {
+      const r = await run(spec(['/bin/sh', '-c', 'echo "$(id -u)|$(pwd)"'], { user: 'user', cwd: '/new/dir' }));
+      assert.equal(r.out, '1000|/new/dir\n');
+      await r.c.delete();
+    });
+
+    test('the command is PID 1; hostname set; only lo in its own network namespace', async () => {
+      const r = await run(spec(['/bin/sh', '-c', 'echo $$; busybox hostname; ls /sys/class/net'], { hostname: 'box1' }));
+      assert.equal(r.out, '1\nbox1\nlo\n');
+      await r.c.delete();
+    });
+
+    test('kill SIGTERM: a trap that exits 42', async () => {
+      const c = await rt.create(spec(['/bin/sh', '-c', 'trap "exit 42" TERM; echo ready; while true; do busybox sleep 0.1; done']));
+      const io = await c.attach();
+      await c.start();
+      await until(io.stdout, /ready/);
+      await c.kill('SIGTERM');
+      assert.equal((await c.wait()).exitCode, 42);
+      await c.delete();
+    });
+
+    test('kill SIGTERM with init: a trap-less sleep ends with 143', async () => {
+      const c = await rt.create(spec(['/bin/busybox', 'sleep', '30'], { init: true }));
+      await c.start();
+      await new Promise((r) => setTimeout(r, 100));
+      await c.kill('SIGTERM');
+      const exit = await c.wait();
+      assert.equal(exit.exitCode, 143);
+      await c.delete();
+    });
+
+    test('SIGKILL: 137 and the signal reported; wait after exit returns at once', async () => {
+      const c = await rt.create(spec(['/bin/busybox', 'sleep', '30']));
+      await c.start();
+      await c.kill('SIGKILL');
+      const exit = await c.wait();
+      assert.equal(exit.exitCode, 137);
+      assert.equal(exit.signal, 'SIGKILL');
+      const t0 = Date.now();
+      const again = await c.wait();
+      assert.ok(Date.now() - t0 < 100);
+      assert.deepEqual(again, exit);
+      assert.equal((await c.state()).status, 'exited');
+      await c.delete();
+    });
+
+    test('stdin piped to cat comes back', async () => {
+      const c = await rt.create(spec(['/bin/cat'], { openStdin: true }));
+      const io = await c.attach();
+      await c.start();
+      const out = collect(io.stdout);
+      io.stdin!.write('line one\n');
+      io.stdin!.end('line two\n');
+      assert.equal(await out, 'line one\nline two\n');
+      assert.equal((await c.wait()).exitCode, 0);
+      await c.delete();
+    });
+
+    test('tty: one stream, resize shows in stty size', async () => {
+      const c = await rt.create(spec(['/bin/sh'], { tty: true, openStdin: true }));
+      const io = await c.attach();
+      assert.equal(io.stderr, null);
+      await c.start();
+      await c.resize(33, 111);
+      io.stdin!.write('busybox stty size; [ -t 0 ] && echo is-a-tty; exit 5\n');
+      await until(io.stdout, /33 111[\s\S]*is-a-tty/);
+      assert.equal((await c.wait()).exitCode, 5);
+      await c.delete();
+    });
+
+    test('exec into a running container: output, exit code, env', async () => {
+      const c = await rt.create(spec(['/bin/busybox', 'sleep', '30'], { env: ['BASE=1'] }));
+      await c.start();
+      const p = await c.exec('e1', { args: ['/bin/sh', '-c', 'echo hi $X; echo $$ >&2; exit 7'], env: ['X=there'] });
+      const io = await p.attach();
+      await p.start();
+      const [out, err, exit] = await Promise.all([collect(io.stdout), collect(io.stderr), p.wait()]);
+      assert.equal(out, 'hi there\n');
+      assert.notEqual(err.trim(), '1'); // a new process in the container's pid namespace, not PID 1
+      assert.equal(exit.exitCode, 7);
+      const q = await c.exec('e2', { args: ['/bin/cat', '/proc/1/cmdline'] });
+      const qio = await q.attach();
+      await q.start();
+      assert.match(await collect(qio.stdout), /sleep/); // PID 1 it sees is the container's: same pid and mount ns
+      await c.delete({ force: true });
+    });
+
+    test('a missing command: exit 127 with the reason on stderr', async () => {
+      const r = await run(spec(['/no/such/thing']));
+      assert.equal(r.code, 127);
+      assert.match(r.err, /no\/such\/thing/);
+      await r.c.delete();
+    });
+
+    test('memory limit visible in the container cgroup', async () => {
+      const c = await rt.create(spec(['/bin/busybox', 'sleep', '30'], { resources: { memoryBytes: 64 * 1024 * 1024, pidsLimit: 50 } }));
+      await c.start();
+      const s = await c.stats();
+      assert.equal(s.memory.limit, 64 * 1024 * 1024);
+      assert.ok(s.pids >= 1);
+      await c.delete({ force: true });
+    });
+
+    test('logs on disk with time stamps per stream; delete removes all state', async () => {
+      const t0 = new Date(Date.now() - 1000);
+      const r = await run(spec(['/bin/sh', '-c', 'echo out1; echo err1 >&2; printf partial']));
+      const entries = [];
+      for await (const e of r.c.logs()) entries.push(e);
+      assert.deepEqual(entries.map((e) => [e.stream, e.data.toString()]).sort(), [['stderr', 'err1\n'], ['stdout', 'out1\n'], ['stdout', 'partial']]);
+      assert.ok(entries.every((e) => e.time >= t0 && e.time <= new Date()));
+      const none = [];
+      for await (const e of r.c.logs({ since: new Date(Date.now() + 1000) })) none.push(e);
+      assert.equal(none.length, 0);
+      await r.c.delete();
+      assert.ok(!(await rt.list()).includes(r.c.id));
+      await assert.rejects(rt.reattach(r.c.id), { kind: 'not-found' });
+    });
+
+    test('reattach after the runtime object is dropped: output, logs, exit code', async () => {
+      const s = spec(['/bin/sh', '-c', 'echo before; read line; echo "got $line"; exit 9'], { openStdin: true });
+      const first = await rt.create(s);
+      await first.start();
+      // "krd dies": a fresh runtime on the same state dir finds the running container
+      const rt2 = await makeRuntime(stateDir);
+      const c = await rt2.reattach(s.id);
+      assert.equal((await c.state()).status, 'running');
+      const io = await c.attach();
+      io.stdin!.end('hello\n');
+      assert.equal(await collect(io.stdout), 'got hello\n');
+      assert.equal((await c.wait()).exitCode, 9);
+      const logged = [];
+      for await (const e of c.logs()) logged.push(e.data.toString());
+      assert.deepEqual(logged, ['before\n', 'got hello\n']);
+      await c.delete();
+    });
+
+    test('logs follow ends when the container exits', async () => {
+      const c = await rt.create(spec(['/bin/sh', '-c', 'echo a; busybox sleep 0.3; echo b']));
+      await c.start();
+      const got = [];
+      for await (const e of c.logs({ follow: true })) got.push(e.data.toString());
+      assert.deepEqual(got, ['a\n', 'b\n']);
+      await c.delete();
+    });
+  });
+}

@@ -1,0 +1,111 @@
+// Cgroup limits and accounting for one container, on whatever the host mounts: cgroup v2
+// alone (cgroup.controllers at the top), or v1 controllers, each its own hierarchy (this machine
+// kind also mounts a v2 tree beside them at /sys/fs/cgroup/unified, which has no controllers
+// and is left alone). Groups are named <group>/<id>, <group> unique per runtime root dir.
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { withContext } from '../../util/errors.ts';
+import type { Resources, Stats } from '../runtime.ts';
+
+const BASE = '/sys/fs/cgroup';
+const V1_CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'pids'];
+
+export function cgroupLayout(): 'v2' | 'v1' {
+  return existsSync(join(BASE, 'cgroup.controllers')) ? 'v2' : 'v1';
+}
+
+/** The directories a container's processes join (one per v1 controller, or one v2 group). */
+export function cgroupDirs(group: string, id: string): string[] {
+  if (cgroupLayout() === 'v2') return [join(BASE, group, id)];
+  // cpu and cpuacct may be co-mounted (cpu,cpuacct); skip duplicates and missing ones
+  const seen = new Set<string>();
+  return V1_CONTROLLERS.map((c) => join(BASE, c)).filter((d) => existsSync(d) && !seen.has(d) && seen.add(d)).map((d) => join(d, group, id));
+}
+
+export async function createCgroups(group: string, id: string, r: Resources = {}): Promise<string[]> {
+  const dirs = cgroupDirs(group, id);
+  try {
+    if (cgroupLayout() === 'v2') {
+      const parent = join(BASE, group);
+      await mkdir(parent, { recursive: true });
+      await writeFile(join(BASE, 'cgroup.subtree_control'), '+memory +cpu +pids').catch(() => undefined);
+      await writeFile(join(parent, 'cgroup.subtree_control'), '+memory +cpu +pids').catch(() => undefined);
+      await mkdir(dirs[0], { recursive: true });
+      if (r.memoryBytes) await writeFile(join(dirs[0], 'memory.max'), String(r.memoryBytes));
+      if (r.nanoCpus) await writeFile(join(dirs[0], 'cpu.max'), `${Math.round(r.nanoCpus / 1e4)} 100000`);
+      if (r.cpuShares) await writeFile(join(dirs[0], 'cpu.weight'), String(Math.max(1, Math.min(10000, Math.round(1 + ((r.cpuShares - 2) * 9999) / 262142)))));
+      if (r.pidsLimit && r.pidsLimit > 0) await writeFile(join(dirs[0], 'pids.max'), String(r.pidsLimit));
+      return dirs;
+    }
+    for (const d of dirs) {
+      await mkdir(d, { recursive: true });
+      const controller = d.slice(BASE.length + 1).split('/')[0];
+      if (controller === 'memory' && r.memoryBytes) {
+        await writeFile(join(d, 'memory.limit_in_bytes'), String(r.memoryBytes));
+        // docker's default: swap limit = memory limit × 2 … here simply no extra swap where the knob exists
+        await writeFile(join(d, 'memory.memsw.limit_in_bytes'), String(r.memoryBytes)).catch(() => undefined);
+      }
+      if (controller.startsWith('cpu') && controller !== 'cpuacct') {
+        if (r.nanoCpus) {
+          await writeFile(join(d, 'cpu.cfs_period_us'), '100000');
+          await writeFile(join(d, 'cpu.cfs_quota_us'), String(Math.round(r.nanoCpus / 1e4)));
+        }
+        if (r.cpuShares) await writeFile(join(d, 'cpu.shares'), String(r.cpuShares));
+      }
+      if (controller === 'pids' && r.pidsLimit && r.pidsLimit > 0) await writeFile(join(d, 'pids.max'), String(r.pidsLimit));
+    }
+    return dirs;
+  } catch (err) {
+    throw withContext(err, `cgroups for ${id}`);
+  }
+}
+
+const num = async (path: string): Promise<number | null> => {
+  const t = await readFile(path, 'utf8').catch(() => null);
+  return t === null || t.trim() === 'max' ? null : Number(t.trim().split(/\s/)[0]);
+};
+
+export async function readStats(dirs: string[]): Promise<Stats> {
+  const out: Stats = { memory: { usage: 0, limit: null }, cpuNanos: 0, pids: 0, read: new Date() };
+  for (const d of dirs) {
+    if (cgroupLayout() === 'v2') {
+      out.memory.usage = (await num(join(d, 'memory.current'))) ?? 0;
+      out.memory.limit = await num(join(d, 'memory.max'));
+      const cpu = await readFile(join(d, 'cpu.stat'), 'utf8').catch(() => '');
+      out.cpuNanos = Number(/usage_usec (\d+)/.exec(cpu)?.[1] ?? 0) * 1000;
+      out.pids = (await num(join(d, 'pids.current'))) ?? 0;
+      continue;
+    }
+    const controller = d.slice(BASE.length + 1).split('/')[0];
+    if (controller === 'memory') {
+      out.memory.usage = (await num(join(d, 'memory.usage_in_bytes'))) ?? 0;
+      const limit = await num(join(d, 'memory.limit_in_bytes'));
+      // v1 reports "no limit" as a huge page-aligned number
+      out.memory.limit = limit !== null && limit < 2 ** 62 ? limit : null;
+    }
+    if (controller.includes('cpuacct')) out.cpuNanos = (await num(join(d, 'cpuacct.usage'))) ?? 0;
+    if (controller === 'pids') out.pids = (await num(join(d, 'pids.current'))) ?? 0;
+  }
+  return out;
+}
+
+/** Removes the groups; processes still in them are killed first (a group with tasks can't go). */
+export async function removeCgroups(dirs: string[]): Promise<void> {
+  for (const d of dirs) {
+    for (let i = 0; i < 50; i++) {
+      const err = await rmdir(d).then(() => null, (e: NodeJS.ErrnoException) => e);
+      if (!err || err.code === 'ENOENT') break;
+      if (err.code !== 'EBUSY') throw withContext(err, `removing cgroup ${d}`);
+      const procs = (await readFile(join(d, 'cgroup.procs'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
+      for (const p of procs) {
+        try {
+          process.kill(Number(p), 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}

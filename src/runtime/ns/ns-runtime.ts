@@ -1,0 +1,153 @@
+// The namespace runtime: each container is a krd-shim (native/krd-shim.c) that makes new
+// mount/pid/ipc/uts/net namespaces, mounts an overlay of the image's cached flattened rootfs and
+// a per-container upper dir, joins the container's cgroups, and pivot_roots. All state lives
+// under the root dir the caller passes: <root>/containers/<id>/ and <root>/rootfs/<digest>/.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { resolveUser } from '../../image/users.ts';
+import { KrError, withContext } from '../../util/errors.ts';
+import { readLog } from '../log-file.ts';
+import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, Runtime, RuntimeProcess, Stats } from '../runtime.ts';
+import { capabilityMask } from './capabilities.ts';
+import { cgroupDirs, createCgroups, readStats, removeCgroups } from './cgroups.ts';
+import { RootfsCache } from './rootfs-cache.ts';
+import { ShimProcess } from './shim-process.ts';
+import { spawnShim } from './spawn-shim.ts';
+
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const INIT_CANDIDATES = ['/usr/bin/tini-static', '/usr/bin/tini'];
+
+/** What is kept on disk per container, so a new Runtime object can reattach. */
+interface SavedState {
+  id: string;
+  lower: string;
+  tty: boolean;
+  openStdin: boolean;
+  cgroups: string[];
+  caps: string;
+}
+
+export class NsRuntime implements Runtime {
+  readonly name = 'ns';
+  readonly root: string;
+  readonly cache: RootfsCache;
+  /** Cgroup parent name, unique per root dir so several runtimes can share a host. */
+  readonly cgroupGroup: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+    this.cache = new RootfsCache(join(this.root, 'rootfs'));
+    this.cgroupGroup = `kraud-${createHash('sha256').update(this.root).digest('hex').slice(0, 12)}`;
+  }
+
+  private dirOf(id: string): string {
+    if (!ID.test(id)) throw new KrError('invalid', `invalid container id: ${JSON.stringify(id)}`);
+    return join(this.root, 'containers', id);
+  }
+
+  async create(spec: ContainerSpec): Promise<Container> {
+    const dir = this.dirOf(spec.id);
+    if (existsSync(dir)) throw new KrError('conflict', `container ${spec.id} already exists`);
+    if (spec.args.length === 0) throw new KrError('invalid', 'no command given');
+    await mkdir(join(this.root, 'containers'), { recursive: true });
+    await mkdir(dir);
+    try {
+      const lower = 'image' in spec.rootfs ? await this.cache.get(spec.rootfs.image) : resolve(spec.rootfs.dir);
+      for (const d of ['upper', 'work', 'rootfs']) await mkdir(join(dir, d));
+      const caps = capabilityMask(spec.capAdd, spec.capDrop).toString(16);
+      const cgroups = await createCgroups(this.cgroupGroup, spec.id, spec.resources);
+      const saved: SavedState = { id: spec.id, lower, tty: !!spec.tty, openStdin: !!spec.openStdin, cgroups, caps };
+      await writeFile(join(dir, 'state.json'), JSON.stringify(saved));
+      const args = ['--lower', lower, '--upper', join(dir, 'upper'), '--work', join(dir, 'work')];
+      if (spec.hostname) args.push('--hostname', spec.hostname);
+      if (spec.readonlyRootfs) args.push('--readonly');
+      const net = spec.network ?? 'none';
+      args.push('--net', net === 'none' ? 'new' : net === 'host' ? 'host' : net.netnsPath);
+      for (const m of spec.mounts ?? []) {
+        if (m.type === 'bind') args.push('--bind', `${resolve(m.source)}:${m.target}${m.readonly ? ':ro' : ''}`);
+        else args.push('--tmpfs', m.target);
+      }
+      if (spec.init) {
+        const init = INIT_CANDIDATES.find((p) => existsSync(p));
+        if (!init) throw new KrError('unavailable', 'init requested but tini is not installed');
+        args.push('--init', init);
+      }
+      await spawnShim([dir, ...this.processArgs(lower, spec, saved), ...args, '--', ...spec.args], withPath(spec.env));
+      return new NsContainer(this, dir, saved);
+    } catch (err) {
+      await removeCgroups(cgroupDirs(this.cgroupGroup, spec.id)).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw withContext(err, `create ${spec.id}`);
+    }
+  }
+
+  /** Options shared by a container's process and its execs: identity, caps, stdio, cgroups. */
+  processArgs(root: string, spec: { user?: string; cwd?: string; tty?: boolean; openStdin?: boolean }, saved: SavedState): string[] {
+    const user = resolveUser(root, spec.user);
+    const args = ['--uid', String(user.uid), '--gid', String(user.gid), '--groups', user.groups.join(','), '--caps', saved.caps, '--cwd', spec.cwd || '/'];
+    if (spec.tty) args.push('--tty');
+    if (spec.openStdin) args.push('--stdin');
+    for (const c of saved.cgroups) args.push('--cgroup', c);
+    return args;
+  }
+
+  async reattach(id: string): Promise<Container> {
+    const dir = this.dirOf(id);
+    const text = await readFile(join(dir, 'state.json'), 'utf8').catch(() => null);
+    if (text === null) throw new KrError('not-found', `no such container: ${id}`);
+    return new NsContainer(this, dir, JSON.parse(text) as SavedState);
+  }
+
+  async list(): Promise<string[]> {
+    return readdir(join(this.root, 'containers')).catch(() => []);
+  }
+}
+
+function withPath(env: string[] = []): string[] {
+  return env.some((e) => e.startsWith('PATH=')) ? env : [DEFAULT_PATH, ...env];
+}
+
+class NsContainer extends ShimProcess implements Container {
+  private readonly runtime: NsRuntime;
+  private readonly saved: SavedState;
+
+  constructor(runtime: NsRuntime, dir: string, saved: SavedState) {
+    super(saved.id, dir, { tty: saved.tty, openStdin: saved.openStdin });
+    this.runtime = runtime;
+    this.saved = saved;
+  }
+
+  async exec(execId: string, spec: ExecSpec): Promise<RuntimeProcess> {
+    if (!ID.test(execId)) throw new KrError('invalid', `invalid exec id: ${JSON.stringify(execId)}`);
+    const st = await this.state();
+    if (st.status !== 'running' || st.pid === undefined) throw new KrError('conflict', `container ${this.id} is not running`);
+    const dir = join(this.dir, 'execs', execId);
+    await mkdir(dir, { recursive: true });
+    // the user is looked up in the container's live root, which sees its own changes
+    const args = this.runtime.processArgs(`/proc/${st.pid}/root`, spec, this.saved);
+    await spawnShim([dir, '--join', String(st.pid), ...args, '--', ...spec.args], withPath(spec.env));
+    return new ShimProcess(execId, dir, { tty: !!spec.tty, openStdin: !!spec.openStdin });
+  }
+
+  logs(opts: LogOptions = {}): AsyncIterable<LogEntry> {
+    return readLog(join(this.dir, 'log'), opts, async () => (await this.exitStatus()) !== undefined);
+  }
+
+  stats(): Promise<Stats> {
+    return readStats(this.saved.cgroups);
+  }
+
+  async delete(opts: { force?: boolean } = {}): Promise<void> {
+    const st = await this.state();
+    if (st.status !== 'exited') {
+      if (!opts.force && st.status === 'running') throw new KrError('conflict', `container ${this.id} is running: stop it first or force`);
+      await this.kill('SIGKILL').catch(() => undefined);
+      await this.wait().catch(() => undefined);
+    }
+    await removeCgroups(this.saved.cgroups);
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

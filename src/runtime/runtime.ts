@@ -1,0 +1,138 @@
+// The runtime seam: what krd asks of whatever runs a container (namespaces here, a microVM in
+// cradle later). Shaped after containerd's shim API. krd never knows which runtime it talks to;
+// runtimeConformance (./conformance.ts) proves each one against the same behaviour.
+import type { Readable, Writable } from 'node:stream';
+import type { Image } from '../image/types.ts';
+
+export type MountSpec =
+  | { type: 'bind'; source: string; target: string; readonly?: boolean }
+  | { type: 'tmpfs'; target: string };
+
+export interface Resources {
+  /** Memory limit in bytes (docker --memory). */
+  memoryBytes?: number;
+  /** CPU quota in units of 1e-9 CPUs (docker --cpus × 1e9, NanoCpus). */
+  nanoCpus?: number;
+  /** Relative CPU weight (docker --cpu-shares). */
+  cpuShares?: number;
+  /** Most processes (docker --pids-limit). */
+  pidsLimit?: number;
+}
+
+export interface ContainerSpec {
+  /** Unique among this runtime's containers; [A-Za-z0-9_.-], as docker's ids and names. */
+  id: string;
+  /** The image (its flattened rootfs is cached per manifest digest) or a ready root directory. */
+  rootfs: { image: Image } | { dir: string };
+  /** The full command: entrypoint + cmd already joined by the caller. */
+  args: string[];
+  /** KEY=VALUE; docker's default PATH is added when none is given. */
+  env?: string[];
+  cwd?: string;
+  /** USER[:GROUP], names resolved against the container's own /etc/passwd and /etc/group. */
+  user?: string;
+  tty?: boolean;
+  openStdin?: boolean;
+  hostname?: string;
+  mounts?: MountSpec[];
+  resources?: Resources;
+  /** Capability names without CAP_ ("NET_ADMIN"), or "ALL"; applied to docker's default set. */
+  capAdd?: string[];
+  capDrop?: string[];
+  readonlyRootfs?: boolean;
+  /** Run a small init (tini) as PID 1 that forwards signals and reaps zombies (docker --init). */
+  init?: boolean;
+  /** 'none': own network namespace with lo only; 'host': the caller's; or a netns file to join. */
+  network?: 'none' | 'host' | { netnsPath: string };
+}
+
+export interface ExecSpec {
+  args: string[];
+  env?: string[];
+  cwd?: string;
+  user?: string;
+  tty?: boolean;
+  openStdin?: boolean;
+}
+
+export interface ExitStatus {
+  /** 128 + signal number when killed by a signal, as docker reports it. */
+  exitCode: number;
+  /** The signal's name (SIGKILL) when the process died of one. */
+  signal?: string;
+  finishedAt: Date;
+}
+
+/** Live streams of a process: one `stdout` carrying everything with a tty (stderr null then). */
+export interface Stdio {
+  /** null unless the process was created with openStdin. Ending it closes the process's stdin. */
+  stdin: Writable | null;
+  stdout: Readable;
+  stderr: Readable | null;
+}
+
+export type Status = 'created' | 'running' | 'exited';
+
+export interface ProcessState {
+  status: Status;
+  /** Host pid while running. */
+  pid?: number;
+  exit?: ExitStatus;
+}
+
+export interface LogEntry {
+  stream: 'stdout' | 'stderr';
+  time: Date;
+  /** Nanoseconds part of the time stamp, for docker's RFC 3339 nano output. */
+  nanos: number;
+  data: Buffer;
+}
+
+export interface LogOptions {
+  since?: Date;
+  until?: Date;
+  /** Keep reading until the container exits. */
+  follow?: boolean;
+  /** Only the last n entries (before following). */
+  tail?: number;
+  signal?: AbortSignal;
+}
+
+export interface Stats {
+  memory: { usage: number; limit: number | null };
+  /** Total CPU time used, in nanoseconds. */
+  cpuNanos: number;
+  pids: number;
+  read: Date;
+}
+
+/** A process the runtime supervises: the container's main process or an exec. */
+export interface RuntimeProcess {
+  readonly id: string;
+  /** Streams from now on; connect before start() to see everything. */
+  attach(): Promise<Stdio>;
+  start(): Promise<void>;
+  /** A signal name (SIGTERM) or number. */
+  kill(signal: string | number): Promise<void>;
+  /** Resolves when the process has exited (at once if it already has). */
+  wait(): Promise<ExitStatus>;
+  resize(rows: number, cols: number): Promise<void>;
+  state(): Promise<ProcessState>;
+}
+
+export interface Container extends RuntimeProcess {
+  exec(id: string, spec: ExecSpec): Promise<RuntimeProcess>;
+  /** The main process's output as kept on disk, with time stamps per stream. */
+  logs(opts?: LogOptions): AsyncIterable<LogEntry>;
+  stats(): Promise<Stats>;
+  /** Removes every trace (state dir, upper dir, cgroups); kills the process first if `force`. */
+  delete(opts?: { force?: boolean }): Promise<void>;
+}
+
+export interface Runtime {
+  readonly name: string;
+  create(spec: ContainerSpec): Promise<Container>;
+  /** Finds a container created earlier, possibly by another Runtime object (krd restarted). */
+  reattach(id: string): Promise<Container>;
+  list(): Promise<string[]>;
+}
