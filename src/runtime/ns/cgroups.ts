@@ -4,7 +4,7 @@
 // and is left alone). Groups are named <group>/<id>, <group> unique per runtime root dir.
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { withContext } from '../../util/errors.ts';
 import type { Resources, Stats } from '../runtime.ts';
 
@@ -107,5 +107,7 @@ export async function removeCgroups(dirs: string[]): Promise<void> {
       }
       await new Promise((r) => setTimeout(r, 10));
     }
+    // the runtime's parent group goes with its last container (busy or not empty: kept)
+    await rmdir(dirname(d)).catch(() => undefined);
   }
 }
