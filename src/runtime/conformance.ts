@@ -3,7 +3,7 @@
 // it must see the same containers (that is how a daemon restart is simulated). The fixture's
 // image needs /bin/busybox (with sh, cat, echo, ls, id linked) and a user 1000 named "user".
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -174,6 +174,30 @@ export function runtimeConformance(name: string, makeRuntime: (stateDir: string)
       await c.delete({ force: true });
     });
 
+    test('bind (ro) and tmpfs mounts, read-only rootfs', async () => {
+      const host = await mkdtemp(join(tmpdir(), 'kraud-rt-bind-'));
+      await writeFile(join(host, 'f'), 'from host\n');
+      try {
+        const r = await run(spec(['/bin/sh', '-c', 'cat /mnt/in/f; echo x > /scratch/y && cat /scratch/y; echo z > /mnt/in/g || echo ro-bind; echo z > /etc/z || echo ro-root'], {
+          readonlyRootfs: true,
+          mounts: [{ type: 'bind', source: host, target: '/mnt/in', readonly: true }, { type: 'tmpfs', target: '/scratch' }],
+        }));
+        assert.equal(r.out, 'from host\nx\nro-bind\nro-root\n');
+        await r.c.delete();
+      } finally {
+        await rm(host, { recursive: true, force: true });
+      }
+    });
+
+    test("capabilities: docker's default set, cap-add and cap-drop", async () => {
+      const r = await run(spec(['/bin/sh', '-c', 'while read k v; do [ "$k" = CapEff: ] && echo $v; done < /proc/self/status']));
+      assert.equal(r.out.trim(), '00000000a80425fb');
+      await r.c.delete();
+      const r2 = await run(spec(['/bin/sh', '-c', 'while read k v; do [ "$k" = CapEff: ] && echo $v; done < /proc/self/status'], { capAdd: ['NET_ADMIN'], capDrop: ['CHOWN'] }));
+      assert.equal(r2.out.trim(), '00000000a80435fa');
+      await r2.c.delete();
+    });
+
     test('a missing command: exit 127 with the reason on stderr', async () => {
       const r = await run(spec(['/no/such/thing']));
       assert.equal(r.code, 127);
@@ -213,6 +237,14 @@ export function runtimeConformance(name: string, makeRuntime: (stateDir: string)
       const rt2 = await makeRuntime(stateDir);
       const c = await rt2.reattach(s.id);
       assert.equal((await c.state()).status, 'running');
+      // what it wrote while nobody was attached is in its log
+      for (let i = 0; ; i++) {
+        const seen = [];
+        for await (const e of c.logs()) seen.push(e.data.toString());
+        if (seen.includes('before\n')) break;
+        assert.ok(i < 200, 'no "before" in the log');
+        await new Promise((r) => setTimeout(r, 10));
+      }
       const io = await c.attach();
       io.stdin!.end('hello\n');
       assert.equal(await collect(io.stdout), 'got hello\n');
