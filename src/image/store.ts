@@ -392,6 +392,10 @@ async function writeHashed(
       };
       const onEnd = () => finish();
       const onClose = () => finish(source.errored ?? new Error('stream closed before its end'));
+      // The source may have been destroyed or drained (node:http dumps the body of an aborted
+      // download) while the temp file was being opened: its 'end'/'close' already happened and
+      // will not come again, so look instead of waiting forever.
+      if (source.destroyed || source.readableEnded) return finish(source.errored ?? new Error('stream closed before it could be read'));
       source.on('data', onData);
       source.on('end', onEnd);
       source.on('error', finish);
