@@ -1,9 +1,8 @@
 // What a bali file says about itself: digests, sizes, signer and the carried image config.
 // Reads the file once; trust is only claimed against identities the caller passed.
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
 import { PassThrough } from 'node:stream';
-import { withContext } from '../util/errors.ts';
+import { openSource } from '../util/fetch.ts';
 import { readPaxGlobalRecords } from '../image/pax-global.ts';
 import { CONFIG_RECORD } from '../image/config-header.ts';
 import { openVerifiedTar } from './verify.ts';
@@ -22,13 +21,7 @@ export interface FileInfo {
 }
 
 export async function inspectFile(file: string, trusted: Uint8Array[]): Promise<FileInfo> {
-  let input: fs.ReadStream;
-  try {
-    fs.accessSync(file, fs.constants.R_OK);
-    input = fs.createReadStream(file, { highWaterMark: 1 << 20 });
-  } catch (err) {
-    throw withContext(err, `cannot open ${file}`);
-  }
+  const input = (await openSource(file)).stream;
   const fileHash = createHash('sha256');
   const tap = new PassThrough();
   tap.on('data', (c: Buffer) => fileHash.update(c));

@@ -2,12 +2,12 @@
 // flow on to the caller (e.g. an extractor) while being hashed, except the last 80, which
 // are held back as the trailer candidate. The stream ends only after the signature checked
 // out; otherwise it fails, so a consumer that waits for the end never uses unverified bytes.
-import fs from 'node:fs';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Worker } from 'node:worker_threads';
 import zlib from 'node:zlib';
 import { KrError, withContext } from '../util/errors.ts';
+import { openSource } from '../util/fetch.ts';
 import { verifyDigest } from './ed25519ph.ts';
 import { parseTrailer, SIGNATURE_CONTEXT, TRAILER_SIZE } from './format.ts';
 import { paddingIsClean } from './gzip-sealed.ts';
@@ -266,13 +266,7 @@ function describeFailure(err: unknown): Error {
 
 /** Verifies a whole file; resolves with the verdict or rejects with a one-line KrError. */
 export async function verifyFile(path: string, opts: VerifyOptions): Promise<Verdict> {
-  let input: fs.ReadStream;
-  try {
-    fs.accessSync(path, fs.constants.R_OK);
-    input = fs.createReadStream(path, { highWaterMark: 1 << 20 });
-  } catch (err) {
-    throw withContext(err, `cannot open ${path}`);
-  }
+  const input = (await openSource(path)).stream;
   const { tar, verdict } = openVerifiedTar(input, opts);
   tar.resume(); // nobody consumes the bytes; we only want the verdict
   return verdict;

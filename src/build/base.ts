@@ -15,7 +15,7 @@ import { openImageSource } from '../image/source.ts';
 import type { ContainerConfig } from '../image/types.ts';
 import { openVerifiedTar } from '../bali/verify.ts';
 import { identityString } from '../bali/keys.ts';
-import { openSource } from '../bali/run/fetch.ts';
+import { openSource } from '../util/fetch.ts';
 import type { BuildCache } from './cache.ts';
 
 export interface Base {

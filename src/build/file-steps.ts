@@ -5,7 +5,7 @@ import path from 'node:path';
 import { KrError } from '../util/errors.ts';
 import { resolveUser } from '../image/users.ts';
 import { makeMountPoint } from '../bali/run/mount-points.ts';
-import { openSource } from '../bali/run/fetch.ts';
+import { openSource } from '../util/fetch.ts';
 import type { ContextEntry } from './dockerfile/dockerignore.ts';
 import type { Step } from './dockerfile/expand.ts';
 import type { CopyInstruction, Instruction, RunInstruction } from './dockerfile/types.ts';

@@ -17,7 +17,7 @@ import { extractTar } from '../../image/extract.ts';
 import { readTrustedIdentities } from '../keys.ts';
 import { openVerifiedTar } from '../verify.ts';
 import { limitMemory } from './cgroup.ts';
-import { openSource } from './fetch.ts';
+import { openSource } from '../../util/fetch.ts';
 import { makeMountPoint, resolveInRoot } from './mount-points.ts';
 import type { RunOptions } from './options.ts';
 import { serviceSpec } from './service.ts';

@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { KrError, withContext } from '../../util/errors.ts';
-import type { ProgressSink } from '../../util/progress.ts';
+import { KrError, withContext } from './errors.ts';
+import type { ProgressSink } from './progress.ts';
 
 export interface Opened {
   stream: Readable;
