@@ -1,6 +1,7 @@
 // What the routes see of a running krd: its settings and services.
 import type { StateDb } from './state/db.ts';
 import type { ImageService } from './images/service.ts';
+import type { ContainerService } from './containers/service.ts';
 
 export const KRD_VERSION = '0.1.0-kraud';
 
@@ -13,6 +14,7 @@ export interface EngineContext {
   trusted: Uint8Array[];
   state: StateDb;
   images: ImageService;
+  containers: ContainerService;
   /** A random ID made once per data root (docker's /info ID). */
   id: string;
 }

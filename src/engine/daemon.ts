@@ -9,8 +9,12 @@ import { KrError } from '../util/errors.ts';
 import type { InsecureOption } from '../image/reference.ts';
 import { KRD_VERSION, type EngineContext, type RuntimeName } from './context.ts';
 import { ImageService } from './images/service.ts';
+import { ContainerService } from './containers/service.ts';
+import { NsRuntime } from '../runtime/ns/ns-runtime.ts';
 import { Router } from './router.ts';
 import { imageRoutes } from './routes/images.ts';
+import { containerRoutes } from './routes/containers.ts';
+import { hijackHandler } from './routes/hijack.ts';
 import { systemRoutes } from './routes/system.ts';
 import { EngineServer, describe, parseHost, type TlsFiles } from './server.ts';
 import { StateDb } from './state/db.ts';
@@ -104,11 +108,16 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   }
   try {
     const images = await ImageService.open(dataRoot, state, { insecureRegistries: opts.insecureRegistries });
-    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, id: engineId(dataRoot) };
+    if (runtime !== 'ns') throw new KrError('unavailable', `the ${runtime} runtime is not available yet; use --runtime ns`);
+    // containers' state (supervisor dirs, rootfs cache) lives under the data root too
+    const containers = new ContainerService(state, images, new NsRuntime(join(dataRoot, 'runtime')));
+    await containers.recover();
+    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, id: engineId(dataRoot) };
     const router = new Router();
     systemRoutes(router, context);
     imageRoutes(router, context);
-    const server = await EngineServer.listen(listeners, (req, res) => void router.handle(req, res), opts.tls);
+    containerRoutes(router, context);
+    const server = await EngineServer.listen(listeners, (req, res) => void router.handle(req, res), opts.tls, hijackHandler(context));
     return {
       context,
       addresses: listeners.map((l) => describe(l, !!opts.tls)),

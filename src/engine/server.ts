@@ -17,6 +17,8 @@ export interface TlsFiles {
 export type Listener = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 
 type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+/** A request with "Connection: Upgrade" (docker's hijacked attach): the raw socket is the handler's. */
+type UpgradeHandler = (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => void;
 
 /** "unix:///run/x.sock", "tcp://127.0.0.1:2376" → a Listener. */
 export function parseHost(spec: string): Listener {
@@ -40,12 +42,14 @@ export function describe(l: Listener, tls: boolean): string {
 export class EngineServer {
   private readonly servers: net.Server[] = [];
   private readonly sockets: string[] = [];
+  /** Hijacked connections: closeAllConnections() does not know them, close() would wait for them. */
+  private readonly hijacked = new Set<import('node:stream').Duplex>();
 
   /** Starts every listener; fails (closing what was opened) if any cannot listen. */
-  static async listen(listeners: Listener[], handler: RequestHandler, tls?: TlsFiles): Promise<EngineServer> {
+  static async listen(listeners: Listener[], handler: RequestHandler, tls?: TlsFiles, upgrade?: UpgradeHandler): Promise<EngineServer> {
     const out = new EngineServer();
     try {
-      for (const l of listeners) await out.start(l, handler, tls);
+      for (const l of listeners) await out.start(l, handler, tls, upgrade);
     } catch (err) {
       await out.close();
       throw err;
@@ -53,7 +57,7 @@ export class EngineServer {
     return out;
   }
 
-  private async start(l: Listener, handler: RequestHandler, tls?: TlsFiles): Promise<void> {
+  private async start(l: Listener, handler: RequestHandler, tls?: TlsFiles, upgrade?: UpgradeHandler): Promise<void> {
     let server: net.Server;
     if (l.kind === 'tcp') {
       if (!tls) throw new KrError('invalid', `refusing to listen on tcp://${l.host}:${l.port} without TLS: pass --tlsverify --tlscacert --tlscert --tlskey (see krd certs)`);
@@ -69,6 +73,13 @@ export class EngineServer {
       server = http.createServer(handler);
     }
     const s = server as http.Server;
+    if (upgrade) {
+      s.on('upgrade', (req: http.IncomingMessage, sock: import('node:stream').Duplex, head: Buffer) => {
+        this.hijacked.add(sock);
+        sock.once('close', () => this.hijacked.delete(sock));
+        upgrade(req, sock, head);
+      });
+    }
     s.keepAliveTimeout = 60_000;
     s.requestTimeout = 0; // pulls and loads may stream for a long time
     await new Promise<void>((resolve, reject) => {
@@ -86,6 +97,7 @@ export class EngineServer {
   }
 
   async close(): Promise<void> {
+    for (const sock of this.hijacked) sock.destroy();
     await Promise.all(
       this.servers.map(
         (s) =>

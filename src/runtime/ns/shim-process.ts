@@ -2,7 +2,7 @@
 // attach socket for start/kill/resize/streams, the exit file for the status. Nothing is held in
 // memory, so a fresh object (after krd restarted) works as well as the one that created it.
 import { connect, type Socket } from 'node:net';
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
@@ -62,11 +62,13 @@ export class ShimProcess implements RuntimeProcess {
 
   /** A connection to the shim, or null when it is gone (the process has exited). */
   private connectShim(): Promise<Socket | null> {
-    return new Promise((resolve) => {
-      const sock = connect(join(this.dir, 'sock'));
-      sock.once('connect', () => resolve(sock));
-      sock.once('error', () => resolve(null));
-    });
+    const full = join(this.dir, 'sock');
+    if (Buffer.byteLength(full) <= 100) return connectTo(full);
+    // longer than sun_path (108 bytes): reach it through an open fd of its directory
+    return open(this.dir, 'r').then(
+      (dir) => connectTo(`/proc/self/fd/${dir.fd}/sock`).finally(() => dir.close()),
+      () => null,
+    );
   }
 
   private async send(type: number, payload?: Buffer): Promise<boolean> {
@@ -184,6 +186,14 @@ export class ShimProcess implements RuntimeProcess {
       await new Promise((r) => setTimeout(r, 10));
     }
   }
+}
+
+function connectTo(path: string): Promise<Socket | null> {
+  return new Promise((resolve) => {
+    const sock = connect(path);
+    sock.once('connect', () => resolve(sock));
+    sock.once('error', () => resolve(null));
+  });
 }
 
 async function isShim(pid: number): Promise<boolean> {

@@ -1,0 +1,77 @@
+// Container records in the state database: one row per container, written (and committed)
+// before the API answers, so a restarted krd lists what the old one had.
+import type { StateDb } from '../state/db.ts';
+import type { ContainerConfig, HostConfig } from './config.ts';
+
+export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead';
+
+export interface ContainerRow {
+  id: string;
+  name: string;
+  image_id: string;
+  image_ref: string;
+  state: ContainerState;
+  created: number;
+  started: number | null;
+  finished: number | null;
+  exit_code: number | null;
+  pid: number | null;
+  runtime: string;
+  config: string;
+  host_config: string;
+}
+
+/** A row with its JSON columns parsed. */
+export interface ContainerRecord extends Omit<ContainerRow, 'config' | 'host_config'> {
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+}
+
+function parse(row: ContainerRow): ContainerRecord {
+  const { config, host_config, ...rest } = row;
+  return { ...rest, config: JSON.parse(config) as ContainerConfig, hostConfig: JSON.parse(host_config) as HostConfig };
+}
+
+export class ContainerRecords {
+  private readonly state: StateDb;
+
+  constructor(state: StateDb) {
+    this.state = state;
+  }
+
+  insert(r: ContainerRecord): void {
+    this.state.db
+      .prepare('INSERT INTO containers (id, name, image_id, image_ref, state, created, runtime, config, host_config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(r.id, r.name, r.image_id, r.image_ref, r.state, r.created, r.runtime, JSON.stringify(r.config), JSON.stringify(r.hostConfig));
+  }
+
+  get(id: string): ContainerRecord | undefined {
+    const row = this.state.db.prepare('SELECT * FROM containers WHERE id = ?').get(id) as ContainerRow | undefined;
+    return row && parse(row);
+  }
+
+  byName(name: string): ContainerRecord | undefined {
+    const row = this.state.db.prepare('SELECT * FROM containers WHERE name = ?').get(name) as ContainerRow | undefined;
+    return row && parse(row);
+  }
+
+  byPrefix(prefix: string): string[] {
+    return (this.state.db.prepare('SELECT id FROM containers WHERE id LIKE ?').all(`${prefix}%`) as { id: string }[]).map((r) => r.id);
+  }
+
+  all(): ContainerRecord[] {
+    return (this.state.db.prepare('SELECT * FROM containers ORDER BY created DESC').all() as unknown as ContainerRow[]).map(parse);
+  }
+
+  markRunning(id: string, pid: number | null, started: number): void {
+    this.state.db.prepare("UPDATE containers SET state = 'running', pid = ?, started = ?, finished = NULL, exit_code = NULL WHERE id = ?").run(pid, started, id);
+  }
+
+  markExited(id: string, exitCode: number, finished: number): void {
+    this.state.db.prepare("UPDATE containers SET state = 'exited', pid = NULL, exit_code = ?, finished = ? WHERE id = ?").run(exitCode, finished, id);
+  }
+
+  remove(id: string): void {
+    this.state.db.prepare('DELETE FROM containers WHERE id = ?').run(id);
+  }
+}

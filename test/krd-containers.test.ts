@@ -1,0 +1,160 @@
+// krd's containers driven by the real docker CLI (client 28): run attached (--rm, exit codes,
+// stdin), detached with ps/logs/stop/rm, inspect, docker's error messages, and a kill -9
+// restart of krd that still lists (and stops) what the old one started.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fsp from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startRegistry, type TestRegistry } from './kit/registry.ts';
+import { buildImage, standardLayers, type BuiltImage } from './kit/build-image.ts';
+import { startKrd, type TestKrd } from './kit/krd.ts';
+import { push } from '../src/image/registry/index.ts';
+
+describe('krd containers with the docker CLI', () => {
+  let work: string;
+  let registry: TestRegistry;
+  let built: BuiltImage;
+  let krd: TestKrd;
+  let img: string;
+
+  before(async () => {
+    work = await fsp.mkdtemp(join(tmpdir(), 'kraud-krd-ctr-'));
+    // busybox with sleep added; no Entrypoint and no Env, so docker's default PATH applies
+    const layers = [...standardLayers(), { entries: [{ type: 'symlink' as const, path: 'bin/sleep', target: 'busybox' }] }];
+    [registry, built] = await Promise.all([startRegistry(), buildImage(join(work, 'image'), layers, { config: { Cmd: ['sh'], Labels: { 'org.example.kit': 'ctr' } } })]);
+    img = `${registry.host}/kit/box:v1`;
+    await push(built.image, img);
+    krd = await startKrd({ socket: join(work, 'krd.sock'), dataRoot: join(work, 'data') });
+  });
+
+  after(async () => {
+    if (krd) {
+      for (const id of krd.docker(['ps', '-aq']).stdout.split('\n').filter(Boolean)) krd.docker(['rm', '-f', id]);
+      await krd.stop();
+    }
+    await registry?.stop();
+    await fsp.rm(work, { recursive: true, force: true });
+  });
+
+  test('docker run --rm pulls the missing image and prints the output', () => {
+    const r = krd.docker(['run', '--rm', img, 'echo', 'hello'], { timeout: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'hello\n');
+    assert.match(r.stderr, /Unable to find image/);
+    assert.equal(krd.docker(['ps', '-aq']).stdout, '', 'the --rm container is gone');
+  });
+
+  test('the exit code comes back; stderr stays apart from stdout', () => {
+    const r = krd.docker(['run', '--rm', img, 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(r.stdout, 'out\n');
+    assert.equal(r.stderr, 'err\n');
+  });
+
+  test('stdin reaches the container and its end does not cut the output', () => {
+    const r = krd.docker(['run', '-i', '--rm', img, 'cat'], { input: 'hi\n' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'hi\n');
+    const wc = krd.docker(['run', '-i', '--rm', img, 'sh', '-c', 'cat; echo done'], { input: 'a\nb\n' });
+    assert.equal(wc.stdout, 'a\nb\ndone\n', wc.stderr);
+  });
+
+  test('image config applies: default PATH, env, workdir, user, hostname', () => {
+    const r = krd.docker(['run', '--rm', '-e', 'X=1', '-w', '/tmp', '-u', '1000:1000', '-h', 'box', img, 'sh', '-c', 'echo $PATH $X $(pwd) $(id -u) $(cat /proc/sys/kernel/hostname)']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin 1 /tmp 1000 box\n');
+  });
+
+  test('a bind mount, a memory limit, --init and a tty (raw stream)', async () => {
+    await fsp.mkdir(join(work, 'share'), { recursive: true });
+    await fsp.writeFile(join(work, 'share', 'f'), 'from the host\n');
+    const bind = krd.docker(['run', '--rm', '-v', `${join(work, 'share')}:/mnt:ro`, '-m', '64m', '--init', img, 'sh', '-c', 'cat /mnt/f; echo x > /mnt/g || echo read-only']);
+    assert.equal(bind.code, 0, bind.stderr);
+    assert.equal(bind.stdout, 'from the host\nread-only\n');
+    const tty = krd.docker(['run', '-t', '--rm', img, 'echo', 'hi']);
+    assert.equal(tty.code, 0, tty.stderr);
+    assert.equal(tty.stdout, 'hi\r\n');
+    const c = krd.docker(['create', '-m', '64m', '--name', 'limited', img]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(krd.docker(['inspect', '--format', '{{.HostConfig.Memory}} {{.Config.Hostname}}', 'limited']).stdout.trim(), `${64 * 1024 * 1024} ${c.stdout.trim().slice(0, 12)}`);
+    assert.equal(krd.docker(['rm', 'limited']).code, 0);
+  });
+
+  test('detached: ps shows Up, logs, stop, ps -a shows Exited, inspect, rm', () => {
+    const run = krd.docker(['run', '-d', '--name', 'c1', img, 'sh', '-c', 'echo started; exec sleep 30']);
+    assert.equal(run.code, 0, run.stderr);
+    const id = run.stdout.trim();
+    assert.match(id, /^[a-f0-9]{64}$/);
+    const ps = krd.docker(['ps', '--format', '{{.ID}} {{.Names}} {{.Status}} {{.Command}}']);
+    assert.match(ps.stdout, new RegExp(`^${id.slice(0, 12)} c1 Up .* "sh -c 'echo started…`, 'm'));
+    // start returns once sh is exec'd; its echo lands in the log a moment later: poll for it (30 s at most)
+    let logs = '';
+    for (const deadline = Date.now() + 30_000; !logs.includes('started') && Date.now() < deadline; ) logs = krd.docker(['logs', 'c1']).stdout;
+    assert.equal(logs, 'started\n');
+    const stamped = krd.docker(['logs', '-t', 'c1']).stdout;
+    assert.match(stamped, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z started\n$/);
+    assert.equal(krd.docker(['inspect', '--format', '{{.State.Status}} {{.State.Running}} {{.Name}} {{.Config.Labels}}', 'c1']).stdout.trim(), 'running true /c1 map[org.example.kit:ctr]');
+    const stop = krd.docker(['stop', '-t', '1', 'c1']);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal(stop.stdout.trim(), 'c1');
+    // sleep is PID 1 of its pid namespace: SIGTERM has no default action there, so SIGKILL ends it (as with docker)
+    const psa = krd.docker(['ps', '-a', '--filter', 'name=c1', '--format', '{{.Names}} {{.Status}}']);
+    assert.match(psa.stdout, /^c1 Exited \(137\) .*ago$/m);
+    assert.equal(krd.docker(['ps', '-q']).stdout, '');
+    assert.equal(krd.docker(['inspect', '--format', '{{.State.ExitCode}} {{.State.Running}}', 'c1']).stdout.trim(), '137 false');
+    const rm = krd.docker(['rm', 'c1']);
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.equal(krd.docker(['ps', '-aq']).stdout, '');
+  });
+
+  test('inspect of an exited container: its exit code; docker start of a created one; wait', () => {
+    const created = krd.docker(['create', '--name', 'c2', img, 'sh', '-c', 'exit 7']);
+    assert.equal(created.code, 0, created.stderr);
+    assert.equal(krd.docker(['ps', '-a', '--format', '{{.Names}} {{.Status}}']).stdout.trim(), 'c2 Created');
+    assert.equal(krd.docker(['start', 'c2']).code, 0);
+    const wait = krd.docker(['wait', 'c2']);
+    assert.equal(wait.stdout.trim(), '7', wait.stderr);
+    assert.equal(krd.docker(['inspect', '--format', '{{.State.ExitCode}}', 'c2']).stdout.trim(), '7');
+    assert.equal(krd.docker(['rm', 'c2']).code, 0);
+  });
+
+  test("errors read like docker's", () => {
+    for (const args of [['container', 'inspect', 'nope'], ['logs', 'nope'], ['stop', 'nope'], ['rm', 'nope'], ['start', 'nope']]) {
+      const r = krd.docker(args);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /No such container: nope/, args.join(' '));
+    }
+    assert.match(krd.docker(['inspect', 'nope']).stderr, /No such object: nope/);
+    const short = krd.docker(['create', '--name', 'x', img]);
+    assert.notEqual(short.code, 0);
+    assert.match(short.stderr, /Invalid container name \(x\)/);
+    assert.equal(krd.docker(['create', '--name', 'dup', img]).code, 0);
+    const dup = krd.docker(['create', '--name', 'dup', img]);
+    assert.notEqual(dup.code, 0);
+    assert.match(dup.stderr, /Conflict\. The container name "\/dup" is already in use by container/);
+    const running = krd.docker(['run', '-d', '--name', 'busy', img, 'sleep', '30']);
+    assert.equal(running.code, 0, running.stderr);
+    const rm = krd.docker(['rm', 'busy']);
+    assert.notEqual(rm.code, 0);
+    assert.match(rm.stderr, /container is running: stop the container before removing or force remove/);
+    assert.equal(krd.docker(['rm', '-f', 'busy', 'dup']).code, 0);
+    assert.equal(krd.docker(['ps', '-aq']).stdout, '');
+  });
+
+  test('kill -9 of krd: the restarted krd still lists the containers and stops the running one', async () => {
+    assert.equal(krd.docker(['run', '-d', '--init', '--name', 'survivor', img, 'sleep', '60']).code, 0);
+    assert.equal(krd.docker(['create', '--name', 'waiting', img, 'true']).code, 0);
+    await krd.kill9();
+    const again = await startKrd({ socket: krd.socket, dataRoot: krd.dataRoot });
+    const old = krd;
+    krd = again;
+    await old.stop();
+    const ps = krd.docker(['ps', '-a', '--format', '{{.Names}} {{.State}}']);
+    assert.deepEqual(ps.stdout.trim().split('\n').sort(), ['survivor running', 'waiting created']);
+    const stop = krd.docker(['stop', '-t', '1', 'survivor']);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal(krd.docker(['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'survivor']).stdout.trim(), 'exited 143');
+    assert.equal(krd.docker(['rm', 'survivor', 'waiting']).code, 0);
+  });
+});
