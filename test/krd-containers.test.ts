@@ -119,6 +119,28 @@ describe('krd containers with the docker CLI', () => {
     assert.equal(krd.docker(['rm', 'c2']).code, 0);
   });
 
+  test('kill with a signal, logs --tail and -f, ps filters', () => {
+    const run = krd.docker(['run', '-d', '--name', 'k1', '--label', 'team=a', img, 'sh', '-c', 'echo 1; echo 2; echo 3 >&2; exec sleep 30']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(krd.docker(['run', '-d', '--name', 'k2', img, 'sh', '-c', 'echo x; exit 4']).code, 0);
+    assert.equal(krd.docker(['wait', 'k2']).stdout.trim(), '4');
+    // -f ends when the container exits: k2 has
+    assert.equal(krd.docker(['logs', '-f', 'k2']).stdout, 'x\n');
+    assert.equal(krd.docker(['ps', '--filter', 'label=team=a', '--format', '{{.Names}}']).stdout, 'k1\n');
+    assert.equal(krd.docker(['ps', '-a', '--filter', 'status=exited', '--format', '{{.Names}}']).stdout, 'k2\n');
+    let logs = { stdout: '', stderr: '' };
+    for (const deadline = Date.now() + 30_000; logs.stderr !== '3\n' && Date.now() < deadline; ) logs = krd.docker(['logs', 'k1']);
+    assert.equal(logs.stdout, '1\n2\n');
+    assert.equal(krd.docker(['logs', '--tail', '1', 'k1']).stderr, '3\n');
+    const kill = krd.docker(['kill', '-s', 'KILL', 'k1']);
+    assert.equal(kill.code, 0, kill.stderr);
+    assert.equal(krd.docker(['wait', 'k1']).stdout.trim(), '137');
+    const again = krd.docker(['kill', 'k1']);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /is not running/);
+    assert.equal(krd.docker(['rm', 'k1', 'k2']).code, 0);
+  });
+
   test("errors read like docker's", () => {
     for (const args of [['container', 'inspect', 'nope'], ['logs', 'nope'], ['stop', 'nope'], ['rm', 'nope'], ['start', 'nope']]) {
       const r = krd.docker(args);
