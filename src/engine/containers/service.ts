@@ -177,7 +177,7 @@ export class ContainerService {
       let timer: NodeJS.Timeout | undefined;
       const late = await Promise.race([exited.then(() => false), new Promise<boolean>((res) => (timer = setTimeout(() => res(true), t * 1000)))]);
       clearTimeout(timer);
-      if (late) await c.kill('SIGKILL').catch(() => undefined);
+      if (late) await killUntilExited(c, exited);
     }
     await exited;
     return true;
@@ -189,8 +189,7 @@ export class ContainerService {
       if (!force) throw new KrError('conflict', `cannot remove container "/${r.name}": container is running: stop the container before removing or force remove`);
       const c = await this.runtime.reattach(r.id);
       this.watch(r.id, c);
-      await c.kill('SIGKILL').catch(() => undefined);
-      await this.watchers.get(r.id);
+      await killUntilExited(c, this.watchers.get(r.id)!);
     }
     await this.removeNow(r.id);
   }
@@ -241,5 +240,18 @@ export class ContainerService {
     const r = this.resolve(ref);
     if (r.state !== 'running') throw new KrError('conflict', `Container ${r.id} is not running`);
     await (await this.runtime.reattach(r.id)).resize(rows, cols);
+  }
+}
+
+/**
+ * SIGKILL, repeated every second until the exit is seen: a signal frame that does not reach the
+ * supervisor (a connection refused under load) must not leave `rm -f` or `stop` waiting forever.
+ */
+async function killUntilExited(c: { kill(signal: string): Promise<void> }, exited: Promise<unknown>): Promise<void> {
+  let done = false;
+  void exited.then(() => (done = true), () => (done = true));
+  for (let i = 0; i < 30 && !done; i++) {
+    await c.kill('SIGKILL').catch(() => undefined);
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 1000).unref())]);
   }
 }

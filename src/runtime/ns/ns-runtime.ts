@@ -144,8 +144,15 @@ class NsContainer extends ShimProcess implements Container {
     const st = await this.state();
     if (st.status !== 'exited') {
       if (!opts.force && st.status === 'running') throw new KrError('conflict', `container ${this.id} is running: stop it first or force`);
-      await this.kill('SIGKILL').catch(() => undefined);
-      await this.wait().catch(() => undefined);
+      // Repeated until the exit is seen: one lost signal frame must not hang delete for ever.
+      const exited = this.wait().catch(() => undefined);
+      let done = false;
+      void exited.then(() => (done = true));
+      for (let i = 0; i < 30 && !done; i++) {
+        await this.kill('SIGKILL').catch(() => undefined);
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 1000).unref())]);
+      }
+      await exited;
     }
     await removeCgroups(this.saved.cgroups);
     await rm(this.dir, { recursive: true, force: true });
