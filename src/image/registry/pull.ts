@@ -1,6 +1,7 @@
 // pull: registry → content store. Blobs land first (each checked against its digest while it
 // streams), the manifest and the ref last, so a ref never names an image with missing parts.
 import { KrError, isKrError } from '../../util/errors.ts';
+import { warmHashWorker } from '../../util/hash-worker.ts';
 import { noProgress, type ProgressSink } from '../../util/progress.ts';
 import { parseReference, type ImageReference, type InsecureOption } from '../reference.ts';
 import { imageFromStore, type BlobStore, type StagedBlob } from '../store.ts';
@@ -36,6 +37,8 @@ export async function pull(reference: string | ImageReference, opts: PullOptions
   const { store, signal } = opts;
   const progress = opts.progress ?? noProgress;
   const want = typeof opts.platform === 'string' ? parsePlatformString(opts.platform) : (opts.platform ?? DEFAULT_PLATFORM);
+  // Layers are hashed and written on a worker thread; it comes up while the manifest is fetched.
+  warmHashWorker();
   const client = await RegistryClient.create(ref, 'pull', opts);
 
   let top = await fetchManifest(client, ref.manifestRef, signal);
@@ -142,6 +145,7 @@ async function fetchBlob(
     staged = await store.stage(res.body, {
       digest: desc.digest,
       size: typeof desc.size === 'number' ? desc.size : undefined,
+      detachable: true, // node:http hands out a fresh buffer per body chunk
       onBytes: (n) => {
         if (n - reported >= step || n === total) {
           reported = n;
