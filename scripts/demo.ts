@@ -3,14 +3,16 @@
 // 2. serve it from a real registry on loopback (Debian's docker-registry) and push it there,
 // 3. `bali pack` it from the registry into one flattened, signed file,
 // 4. `bali verify`, list its files, `bali inspect` it,
-// 5. `bali build` a Dockerfile FROM it and `bali run` the result.
+// 5. `bali build` a Dockerfile FROM it and `bali run` the result,
+// 6. start krd (left running) and run a container from the same image with the docker CLI.
 // Everything lives in .cache/demo (its own signing key too); nothing outside is touched.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { buildImage, standardLayers } from '../test/kit/build-image.ts';
 import { startRegistry } from '../test/kit/registry.ts';
 import { push } from '../src/image/registry/index.ts';
+import { pingUnix } from '../test/kit/krd.ts';
 
 const repo = path.resolve(import.meta.dirname, '..');
 const bali = path.join(repo, 'node_modules', '.bin', 'bali');
@@ -75,10 +77,46 @@ try {
   await registry.stop();
 }
 
+// krd with its embedded defaults, left running for the user; a sample container through the
+// real docker CLI. Idempotent: a krd already answering on the socket is reused.
+let dockerHost = '';
+if (process.getuid?.() === 0) {
+  step('Starting krd (the Docker API daemon) with its defaults, and running a sample container with the docker CLI');
+  const socket = '/run/kraud/krd.sock';
+  dockerHost = `unix://${socket}`;
+  if ((await pingUnix(socket)) !== 200) {
+    const log = fs.openSync(path.join(demo, 'krd.log'), 'a');
+    const krd = spawn(path.join(repo, 'node_modules', '.bin', 'krd'), [], { detached: true, stdio: ['ignore', log, log] });
+    krd.unref();
+    for (let i = 0; i < 100 && (await pingUnix(socket)) !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+    if ((await pingUnix(socket)) !== 200) throw new Error(`krd did not start; see ${path.join(demo, 'krd.log')}`);
+    console.log(`krd started (pid ${krd.pid}), listening on ${socket}, state in /var/lib/kraud, log in ${path.join(demo, 'krd.log')}`);
+  } else console.log(`krd already running on ${socket}`);
+  const docker = (args: string[]): void => {
+    process.stdout.write(`$ docker ${args.join(' ')}\n`);
+    const r = spawnSync('docker', args, { env: { ...process.env, DOCKER_HOST: dockerHost, DOCKER_CONFIG: path.join(demo, 'docker-config') }, encoding: 'utf8' });
+    process.stdout.write(r.stdout + r.stderr);
+    if (r.status !== 0) throw new Error(`docker ${args[0]} failed with exit code ${r.status}`);
+  };
+  docker(['load', '-i', built.dockerArchive]);
+  docker(['run', '--rm', 'kraud-test:latest', 'echo "hello from a container run by krd, as $(id -un), PID $$ in its own namespace"']);
+  docker(['ps', '-a']);
+}
+
 console.log(`
 Done. Everything above is in ${path.relative(process.cwd(), demo) || demo}. To try it yourself:
   export IDENTITYKIT_PATH=${env.IDENTITYKIT_PATH}
   node_modules/.bin/bali inspect ${path.join(demo, 'app.tar.gz')}
   node_modules/.bin/bali run --identity $(node_modules/.bin/bali id) --entrypoint /bin/ls ${path.join(demo, 'app.tar.gz')} -- -la /
   node_modules/.bin/bali --help
-`);
+${
+  dockerHost
+    ? `
+krd keeps running in the background. Drive it with the docker CLI:
+  export DOCKER_HOST=${dockerHost}
+  docker images
+  docker run --rm -it kraud-test:latest sh
+Stop it with: kill $(cat /var/lib/kraud/krd.pid)
+`
+    : ''
+}`);
