@@ -2,6 +2,7 @@
 import type { StateDb } from './state/db.ts';
 import type { ImageService } from './images/service.ts';
 import type { ContainerService } from './containers/service.ts';
+import type { ExecService } from './execs/service.ts';
 
 export const KRD_VERSION = '0.1.0-kraud';
 
@@ -15,6 +16,7 @@ export interface EngineContext {
   state: StateDb;
   images: ImageService;
   containers: ContainerService;
+  execs: ExecService;
   /** A random ID made once per data root (docker's /info ID). */
   id: string;
 }

@@ -14,6 +14,8 @@ import { NsRuntime } from '../runtime/ns/ns-runtime.ts';
 import { Router } from './router.ts';
 import { imageRoutes } from './routes/images.ts';
 import { containerRoutes } from './routes/containers.ts';
+import { execRoutes } from './routes/execs.ts';
+import { ExecService } from './execs/service.ts';
 import { hijackHandler } from './routes/hijack.ts';
 import { systemRoutes } from './routes/system.ts';
 import { EngineServer, describe, parseHost, type TlsFiles } from './server.ts';
@@ -110,13 +112,16 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     const images = await ImageService.open(dataRoot, state, { insecureRegistries: opts.insecureRegistries });
     if (runtime !== 'ns') throw new KrError('unavailable', `the ${runtime} runtime is not available yet; use --runtime ns`);
     // containers' state (supervisor dirs, rootfs cache) lives under the data root too
-    const containers = new ContainerService(state, images, new NsRuntime(join(dataRoot, 'runtime')));
+    const rt = new NsRuntime(join(dataRoot, 'runtime'));
+    const containers = new ContainerService(state, images, rt);
     await containers.recover();
-    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, id: engineId(dataRoot) };
+    const execs = new ExecService(state, containers, rt);
+    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, execs, id: engineId(dataRoot) };
     const router = new Router();
     systemRoutes(router, context);
     imageRoutes(router, context);
     containerRoutes(router, context);
+    execRoutes(router, context);
     const server = await EngineServer.listen(listeners, (req, res) => void router.handle(req, res), opts.tls, hijackHandler(context));
     return {
       context,

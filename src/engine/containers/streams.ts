@@ -40,12 +40,14 @@ export interface AttachOptions {
   stderr: boolean;
   /** Closing the client's stdin closes the container's (docker run -i). */
   stdinOnce: boolean;
+  /** When given, the connection ends only once this has settled too (an exec's recorded exit). */
+  exited?: Promise<unknown>;
 }
 
 /**
  * Joins a hijacked connection and a process's streams: client bytes (after `head`) go to its
  * stdin, a client half-close ends stdin when stdinOnce; output goes back framed (raw with a
- * tty) and the connection ends when the output does.
+ * tty) and the connection ends when the output does (and `exited` has settled).
  */
 export function pumpAttach(conn: Duplex, head: Buffer, stdio: Stdio, o: AttachOptions): void {
   const stdin = o.stdin ? stdio.stdin : null;
@@ -73,7 +75,7 @@ export function pumpAttach(conn: Duplex, head: Buffer, stdio: Stdio, o: AttachOp
   };
   pump(stdio.stdout, 1, o.stdout);
   pump(stdio.stderr, 2, o.stderr);
-  void Promise.all(pipes).then(() => {
+  void Promise.all([...pipes, o.exited?.catch(() => undefined)]).then(() => {
     if (!conn.destroyed) conn.end();
   });
   conn.on('error', () => undefined);

@@ -1,6 +1,6 @@
-// Hijacked connections (node:http's 'upgrade' event): POST /containers/{id}/attach with
-// "Connection: Upgrade" / "Upgrade: tcp" is answered "101 UPGRADED", then the socket carries
-// the container's streams both ways.
+// Hijacked connections (node:http's 'upgrade' event): POST /containers/{id}/attach and
+// POST /exec/{id}/start with "Connection: Upgrade" / "Upgrade: tcp" are answered "101 UPGRADED",
+// then the socket carries the process's streams both ways.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { KrError } from '../../util/errors.ts';
@@ -16,18 +16,74 @@ function refuse(conn: Duplex, err: unknown): void {
   conn.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
+function upgraded(conn: Duplex, tty: boolean): void {
+  conn.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.${tty ? 'raw' : 'multiplexed'}-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+}
+
+/**
+ * The request body of an upgrade request: node hands it over as the start of the raw stream
+ * (`head`, then the socket). Reads Content-Length bytes; what follows is the client's stdin.
+ * The connection is left paused.
+ */
+function readUpgradeBody(req: IncomingMessage, conn: Duplex, head: Buffer): Promise<{ body: Buffer; rest: Buffer }> {
+  const length = Number(req.headers['content-length'] ?? 0);
+  if (!Number.isSafeInteger(length) || length < 0 || length > 1 << 20) return Promise.reject(new KrError('invalid', 'bad Content-Length'));
+  if (req.headers['transfer-encoding']) return Promise.reject(new KrError('invalid', 'a chunked body is not supported on a hijacked request'));
+  conn.pause();
+  if (head.length >= length) return Promise.resolve({ body: head.subarray(0, length), rest: head.subarray(length) });
+  return new Promise((resolve, reject) => {
+    let got = head;
+    const onData = (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      if (got.length < length) return;
+      conn.pause();
+      conn.off('data', onData);
+      conn.off('end', onEnd);
+      resolve({ body: got.subarray(0, length), rest: got.subarray(length) });
+    };
+    const onEnd = () => reject(new KrError('invalid', 'the request body ended early'));
+    conn.on('data', onData);
+    conn.once('end', onEnd);
+    conn.resume();
+  });
+}
+
+function parseBody(body: Buffer): Record<string, unknown> {
+  if (body.length === 0) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new KrError('invalid', `invalid JSON: ${(err as Error).message}`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new KrError('invalid', 'request body must be an object');
+  return v as Record<string, unknown>;
+}
+
 export function hijackHandler(ctx: EngineContext): (req: IncomingMessage, conn: Duplex, head: Buffer) => void {
   return (req, conn, head) => {
     conn.on('error', () => undefined);
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://krd');
       const { path } = splitVersion(url.pathname);
-      const m = /^\/containers\/([^/]+)\/attach$/.exec(path);
-      if (!m || req.method !== 'POST') throw new KrError('not-found', 'page not found');
-      const q = url.searchParams;
-      const { tty, stdinOnce, stdio } = await ctx.containers.attach(decodeURIComponent(m[1]));
-      conn.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.${tty ? 'raw' : 'multiplexed'}-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
-      pumpAttach(conn, head, stdio, { tty, stdinOnce, stdin: queryBool(q, 'stdin'), stdout: queryBool(q, 'stdout'), stderr: queryBool(q, 'stderr') });
+      if (req.method !== 'POST') throw new KrError('not-found', 'page not found');
+      const attach = /^\/containers\/([^/]+)\/attach$/.exec(path);
+      if (attach) {
+        const q = url.searchParams;
+        const { tty, stdinOnce, stdio } = await ctx.containers.attach(decodeURIComponent(attach[1]));
+        upgraded(conn, tty);
+        pumpAttach(conn, head, stdio, { tty, stdinOnce, stdin: queryBool(q, 'stdin'), stdout: queryBool(q, 'stdout'), stderr: queryBool(q, 'stderr') });
+        return;
+      }
+      const exec = /^\/exec\/([^/]+)\/start$/.exec(path);
+      if (!exec) throw new KrError('not-found', 'page not found');
+      const { body, rest } = await readUpgradeBody(req, conn, head);
+      if (parseBody(body).Detach === true) throw new KrError('invalid', 'a detached exec start takes no hijacked connection');
+      const { tty, config, stdio, exited } = await ctx.execs.start(decodeURIComponent(exec[1]));
+      upgraded(conn, tty);
+      // the client's half-close ends the exec's stdin; the connection ends once the exit is recorded
+      pumpAttach(conn, rest, stdio, { tty, stdinOnce: true, stdin: config.AttachStdin, stdout: config.AttachStdout, stderr: config.AttachStderr, exited });
+      conn.resume();
     })().catch((err) => refuse(conn, err));
   };
 }
