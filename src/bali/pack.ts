@@ -3,15 +3,13 @@
 // identity, then signed.
 import { PassThrough } from 'node:stream';
 import { noProgress, type ProgressSink } from '../util/progress.ts';
-import { CONFIG_RECORD, encodeConfigHeader } from '../image/config-header.ts';
+import { encodeConfigHeader } from '../image/config-header.ts';
 import { flatten } from '../image/flatten.ts';
 import { openImageSource } from '../image/source.ts';
 import type { Image } from '../image/types.ts';
 import type { SigningKey } from './keys.ts';
 import { writeBaliFile, type WrittenFile } from './sign.ts';
 import { SIGNER_RECORD } from './signer-hint.ts';
-
-export { CONFIG_RECORD };
 
 export interface PackOptions {
   key: SigningKey | null;

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { resolveUser } from '../image/users.ts';
+import { DEFAULT_PATH } from '../image/container-env.ts';
 import { ENTER_HELPER } from '../bali/run/run.ts';
 import { makeMountPoint } from '../bali/run/mount-points.ts';
 
@@ -18,8 +19,6 @@ export interface RunSpec {
   network?: string;
   output: (chunk: Buffer) => void;
 }
-
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export function runInRoot(spec: RunSpec): Promise<number> {
   const user = resolveUser(spec.root, spec.user);

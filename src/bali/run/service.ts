@@ -6,8 +6,7 @@ import { KrError } from '../../util/errors.ts';
 import type { ContainerConfig } from '../../image/types.ts';
 import type { RunOptions } from './options.ts';
 import { resolveUser } from '../../image/users.ts';
-
-export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+import { withDefaultPath } from '../../image/container-env.ts';
 
 export interface ServiceSpec {
   argv: string[];
@@ -26,8 +25,7 @@ function setEnv(env: string[], entry: string): void {
 }
 
 export function serviceSpec(root: string, config: ContainerConfig, opts: RunOptions, callerEnv: NodeJS.ProcessEnv): ServiceSpec {
-  const env = [...(config.Env ?? [])];
-  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
+  const env = withDefaultPath(config.Env ?? []);
   for (const e of opts.env) {
     if (e.includes('=')) setEnv(env, e);
     else if (callerEnv[e] !== undefined) setEnv(env, `${e}=${callerEnv[e]}`);

@@ -1,5 +1,6 @@
 // docker's create body (Config + HostConfig) checked and merged with the image's config as
 // dockerd does: image Env first (request keys win), Entrypoint+Cmd, WorkingDir, User, Labels.
+import { withDefaultPath } from '../../image/container-env.ts';
 import { KrError } from '../../util/errors.ts';
 import type { ContainerConfig as ImageConfig } from '../../image/types.ts';
 
@@ -29,8 +30,6 @@ export interface HostConfig {
   Memory: number;
   NetworkMode: string;
 }
-
-const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 function obj(v: unknown, what: string): Record<string, unknown> {
   if (v === undefined || v === null) return {};
@@ -71,8 +70,7 @@ function labels(o: Record<string, unknown>): Record<string, string> {
 function mergeEnv(image: string[], request: string[]): string[] {
   const out = new Map<string, string>();
   for (const e of [...image, ...request]) out.set(e.split('=')[0], e);
-  if (!out.has('PATH')) return [DEFAULT_PATH, ...out.values()];
-  return [...out.values()];
+  return withDefaultPath([...out.values()]);
 }
 
 export interface CreateRequest {

@@ -15,8 +15,8 @@ import { cgroupDirs, createCgroups, readStats, removeCgroups } from './cgroups.t
 import { RootfsCache } from './rootfs-cache.ts';
 import { ShimProcess } from './shim-process.ts';
 import { spawnShim } from './spawn-shim.ts';
+import { withDefaultPath } from '../../image/container-env.ts';
 
-const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const INIT_CANDIDATES = ['/usr/bin/tini-static', '/usr/bin/tini'];
 
@@ -75,7 +75,7 @@ export class NsRuntime implements Runtime {
         if (!init) throw new KrError('unavailable', 'init requested but tini is not installed');
         args.push('--init', init);
       }
-      await spawnShim([dir, ...this.processArgs(lower, spec, saved), ...args, '--', ...spec.args], withPath(spec.env));
+      await spawnShim([dir, ...this.processArgs(lower, spec, saved), ...args, '--', ...spec.args], withDefaultPath(spec.env ?? []));
       return new NsContainer(this, dir, saved);
     } catch (err) {
       await removeCgroups(cgroupDirs(this.cgroupGroup, spec.id)).catch(() => undefined);
@@ -106,10 +106,6 @@ export class NsRuntime implements Runtime {
   }
 }
 
-function withPath(env: string[] = []): string[] {
-  return env.some((e) => e.startsWith('PATH=')) ? env : [DEFAULT_PATH, ...env];
-}
-
 class NsContainer extends ShimProcess implements Container {
   private readonly runtime: NsRuntime;
   private readonly saved: SavedState;
@@ -128,7 +124,7 @@ class NsContainer extends ShimProcess implements Container {
     await mkdir(dir, { recursive: true });
     // the user is looked up in the container's live root, which sees its own changes
     const args = this.runtime.processArgs(`/proc/${st.pid}/root`, spec, this.saved);
-    await spawnShim([dir, '--join', String(st.pid), ...args, '--', ...spec.args], withPath(spec.env));
+    await spawnShim([dir, '--join', String(st.pid), ...args, '--', ...spec.args], withDefaultPath(spec.env ?? []));
     return new ShimProcess(execId, dir, { tty: !!spec.tty, openStdin: !!spec.openStdin });
   }
 
