@@ -4,38 +4,23 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fsp from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startRegistry, type TestRegistry } from './kit/registry.ts';
-import { buildImage, standardLayers, type BuiltImage } from './kit/build-image.ts';
+import type { TestRegistry } from './kit/registry.ts';
 import { startKrd, type TestKrd } from './kit/krd.ts';
-import { push } from '../src/image/registry/index.ts';
+import { startKrdWithImage, stopKrdFixture } from './kit/krd-image.ts';
 
 describe('krd containers with the docker CLI', () => {
   let work: string;
   let registry: TestRegistry;
-  let built: BuiltImage;
   let krd: TestKrd;
   let img: string;
 
   before(async () => {
-    work = await fsp.mkdtemp(join(tmpdir(), 'kraud-krd-ctr-'));
     // busybox with sleep added; no Entrypoint and no Env, so docker's default PATH applies
-    const layers = [...standardLayers(), { entries: [{ type: 'symlink' as const, path: 'bin/sleep', target: 'busybox' }] }];
-    [registry, built] = await Promise.all([startRegistry(), buildImage(join(work, 'image'), layers, { config: { Cmd: ['sh'], Labels: { 'org.example.kit': 'ctr' } } })]);
-    img = `${registry.host}/kit/box:v1`;
-    await push(built.image, img);
-    krd = await startKrd({ socket: join(work, 'krd.sock'), dataRoot: join(work, 'data') });
+    ({ work, registry, img, krd } = await startKrdWithImage('kraud-krd-ctr-', { Cmd: ['sh'], Labels: { 'org.example.kit': 'ctr' } }));
   });
 
-  after(async () => {
-    if (krd) {
-      for (const id of krd.docker(['ps', '-aq']).stdout.split('\n').filter(Boolean)) krd.docker(['rm', '-f', id]);
-      await krd.stop();
-    }
-    await registry?.stop();
-    await fsp.rm(work, { recursive: true, force: true });
-  });
+  after(() => stopKrdFixture({ work, registry, img, krd }));
 
   test('docker run --rm pulls the missing image and prints the output', () => {
     const r = krd.docker(['run', '--rm', img, 'echo', 'hello'], { timeout: 60_000 });

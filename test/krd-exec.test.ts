@@ -2,13 +2,9 @@
 // user, stdin with its half-close, a tty, -d, and docker's errors for stopped and unknown containers.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fsp from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startRegistry, type TestRegistry } from './kit/registry.ts';
-import { buildImage, standardLayers } from './kit/build-image.ts';
-import { startKrd, type TestKrd } from './kit/krd.ts';
-import { push } from '../src/image/registry/index.ts';
+import type { TestRegistry } from './kit/registry.ts';
+import type { TestKrd } from './kit/krd.ts';
+import { startKrdWithImage, stopKrdFixture } from './kit/krd-image.ts';
 
 describe('krd exec with the docker CLI', () => {
   let work: string;
@@ -17,25 +13,12 @@ describe('krd exec with the docker CLI', () => {
   let img: string;
 
   before(async () => {
-    work = await fsp.mkdtemp(join(tmpdir(), 'kraud-krd-exec-'));
-    const layers = [...standardLayers(), { entries: [{ type: 'symlink' as const, path: 'bin/sleep', target: 'busybox' }] }];
-    const [reg, built] = await Promise.all([startRegistry(), buildImage(join(work, 'image'), layers, { config: { Cmd: ['sh'] } })]);
-    registry = reg;
-    img = `${registry.host}/kit/box:v1`;
-    await push(built.image, img);
-    krd = await startKrd({ socket: join(work, 'krd.sock'), dataRoot: join(work, 'data') });
+    ({ work, registry, img, krd } = await startKrdWithImage('kraud-krd-exec-', { Cmd: ['sh'] }));
     const run = krd.docker(['run', '-d', '--name', 'c1', '-e', 'BASE=b', img, 'sleep', '300'], { timeout: 60_000 });
     assert.equal(run.code, 0, run.stderr);
   });
 
-  after(async () => {
-    if (krd) {
-      for (const id of krd.docker(['ps', '-aq']).stdout.split('\n').filter(Boolean)) krd.docker(['rm', '-f', id]);
-      await krd.stop();
-    }
-    await registry?.stop();
-    await fsp.rm(work, { recursive: true, force: true });
-  });
+  after(() => stopKrdFixture({ work, registry, img, krd }));
 
   test('docker exec prints the output; stderr stays apart', () => {
     const r = krd.docker(['exec', 'c1', 'echo', 'hi']);
