@@ -16,6 +16,8 @@ import { imageRoutes } from './routes/images.ts';
 import { containerRoutes } from './routes/containers.ts';
 import { execRoutes } from './routes/execs.ts';
 import { ExecService } from './execs/service.ts';
+import { EventService } from './events/service.ts';
+import { eventRoutes } from './routes/events.ts';
 import { hijackHandler } from './routes/hijack.ts';
 import { systemRoutes } from './routes/system.ts';
 import { EngineServer, describe, parseHost, type TlsFiles } from './server.ts';
@@ -109,19 +111,21 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     throw err;
   }
   try {
-    const images = await ImageService.open(dataRoot, state, { insecureRegistries: opts.insecureRegistries });
+    const events = new EventService();
+    const images = await ImageService.open(dataRoot, state, { insecureRegistries: opts.insecureRegistries, events });
     if (runtime !== 'ns') throw new KrError('unavailable', `the ${runtime} runtime is not available yet; use --runtime ns`);
     // containers' state (supervisor dirs, rootfs cache) lives under the data root too
     const rt = new NsRuntime(join(dataRoot, 'runtime'));
-    const containers = new ContainerService(state, images, rt);
+    const containers = new ContainerService(state, images, rt, events);
     await containers.recover();
     const execs = new ExecService(state, containers, rt);
-    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, execs, id: engineId(dataRoot) };
+    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, execs, events, id: engineId(dataRoot) };
     const router = new Router();
     systemRoutes(router, context);
     imageRoutes(router, context);
     containerRoutes(router, context);
     execRoutes(router, context);
+    eventRoutes(router, context);
     const server = await EngineServer.listen(listeners, (req, res) => void router.handle(req, res), opts.tls, hijackHandler(context));
     return {
       context,

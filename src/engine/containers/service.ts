@@ -7,6 +7,8 @@ import { KrError, isKrError } from '../../util/errors.ts';
 import type { Container, LogEntry, Runtime, Stdio } from '../../runtime/runtime.ts';
 import type { ImageService } from '../images/service.ts';
 import type { StateDb } from '../state/db.ts';
+import type { EventService } from '../events/service.ts';
+import { signalNumber } from '../../runtime/signals.ts';
 import { commandOf, parseBind, parseCreate } from './config.ts';
 import { checkName, generateName } from './names.ts';
 import { ContainerRecords, type ContainerRecord } from './records.ts';
@@ -18,16 +20,18 @@ export class ContainerService {
   readonly records: ContainerRecords;
   private readonly images: ImageService;
   private readonly runtime: Runtime;
-  private readonly events = new EventEmitter();
+  private readonly transitions = new EventEmitter();
+  private readonly bus: EventService;
   /** Started containers whose exit is being watched: resolves once the record says exited. */
   private readonly watchers = new Map<string, Promise<void>>();
   private readonly removing = new Map<string, Promise<void>>();
 
-  constructor(state: StateDb, images: ImageService, runtime: Runtime) {
+  constructor(state: StateDb, images: ImageService, runtime: Runtime, bus: EventService) {
     this.records = new ContainerRecords(state);
     this.images = images;
     this.runtime = runtime;
-    this.events.setMaxListeners(0);
+    this.bus = bus;
+    this.transitions.setMaxListeners(0);
   }
 
   /** After a (re)start of krd: watch what still runs, record what exited meanwhile. */
@@ -44,6 +48,11 @@ export class ContainerService {
       if (r.state === 'created') this.records.markRunning(r.id, st.pid ?? null, Date.now());
       this.watch(r.id, c);
     }
+  }
+
+  /** A container event as dockerd logs it: labels, image and name, plus the action's own attributes. */
+  event(r: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
+    this.bus.publish('container', action, r.id, { ...r.config.Labels, image: r.image_ref, name: r.name, ...extra });
   }
 
   /** A container by full ID, name ("/name" too) or unique ID prefix; docker's 404 otherwise. */
@@ -110,6 +119,7 @@ export class ContainerService {
       if (/UNIQUE/.test(String(err))) throw new KrError('conflict', `Conflict. The container name "/${wanted}" is already in use.`);
       throw err;
     }
+    this.event(this.records.get(id)!, 'create');
     return { Id: id, Warnings: [] };
   }
 
@@ -123,6 +133,7 @@ export class ContainerService {
     const st = await c.state();
     this.records.markRunning(r.id, st.pid ?? null, Date.now());
     this.watch(r.id, c);
+    this.event(r, 'start');
     return true;
   }
 
@@ -133,9 +144,12 @@ export class ContainerService {
       .then((exit) => ({ code: exit.exitCode, at: exit.finishedAt.getTime() }))
       .catch(() => ({ code: 255, at: Date.now() }))
       .then(async ({ code, at }) => {
-        this.records.markExited(id, code, Number.isFinite(at) ? at : Date.now());
+        const finished = Number.isFinite(at) ? at : Date.now();
+        this.records.markExited(id, code, finished);
         this.watchers.delete(id);
-        this.events.emit(`exit:${id}`, code);
+        const r = this.records.get(id);
+        if (r) this.event(r, 'die', { exitCode: String(code), execDuration: String(Math.max(0, Math.floor((finished - (r.started ?? finished)) / 1000))) });
+        this.transitions.emit(`exit:${id}`, code);
         if (this.records.get(id)?.hostConfig.AutoRemove) await this.removeNow(id).catch(() => undefined);
       });
     this.watchers.set(id, done);
@@ -148,9 +162,9 @@ export class ContainerService {
     if (condition === 'not-running' && r.state !== 'running') return { id: r.id, done: Promise.resolve(r.exit_code ?? 0) };
     const done = new Promise<number>((resolve, reject) => {
       const on = (code: number) => resolve(code);
-      this.events.once(event, on);
+      this.transitions.once(event, on);
       signal?.addEventListener('abort', () => {
-        this.events.off(event, on);
+        this.transitions.off(event, on);
         reject(new KrError('unavailable', 'client went away'));
       });
     });
@@ -162,6 +176,7 @@ export class ContainerService {
     if (r.state !== 'running') throw new KrError('conflict', `Cannot kill container: ${ref}: Container ${r.id} is not running`);
     const c = await this.runtime.reattach(r.id);
     await c.kill(signal);
+    this.event(r, 'kill', { signal: String(signalNumber(signal)) });
   }
 
   /** The stop signal, then SIGKILL after `timeout` seconds (-1: never); false if not running (304). */
@@ -171,7 +186,8 @@ export class ContainerService {
     const c = await this.runtime.reattach(r.id);
     this.watch(r.id, c);
     const exited = this.watchers.get(r.id)!;
-    await c.kill(signal || r.config.StopSignal || 'SIGTERM').catch(() => undefined);
+    const stopSignal = signal || r.config.StopSignal || 'SIGTERM';
+    await c.kill(stopSignal).then(() => this.event(r, 'kill', { signal: String(signalNumber(stopSignal)) }), () => undefined);
     const t = timeout ?? 10;
     if (t >= 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -180,6 +196,7 @@ export class ContainerService {
       if (late) await killUntilExited(c, exited);
     }
     await exited;
+    this.event(r, 'stop');
     return true;
   }
 
@@ -201,8 +218,10 @@ export class ContainerService {
         const code = this.records.get(id)?.exit_code ?? 0;
         const c = await this.runtime.reattach(id).catch((err) => (isKrError(err, 'not-found') ? null : Promise.reject(err)));
         await c?.delete({ force: true });
+        const r = this.records.get(id);
         this.records.remove(id);
-        this.events.emit(`removed:${id}`, code);
+        if (r) this.event(r, 'destroy');
+        this.transitions.emit(`removed:${id}`, code);
       })().finally(() => this.removing.delete(id));
       this.removing.set(id, p);
     }
@@ -233,13 +252,16 @@ export class ContainerService {
   async attach(ref: string): Promise<{ tty: boolean; stdinOnce: boolean; stdio: Stdio }> {
     const r = this.resolve(ref);
     const c = await this.runtime.reattach(r.id);
-    return { tty: r.config.Tty, stdinOnce: r.config.StdinOnce, stdio: await c.attach() };
+    const stdio = await c.attach();
+    this.event(r, 'attach');
+    return { tty: r.config.Tty, stdinOnce: r.config.StdinOnce, stdio };
   }
 
   async resize(ref: string, rows: number, cols: number): Promise<void> {
     const r = this.resolve(ref);
     if (r.state !== 'running') throw new KrError('conflict', `Container ${r.id} is not running`);
     await (await this.runtime.reattach(r.id)).resize(rows, cols);
+    this.event(r, 'resize', { height: String(rows), width: String(cols) });
   }
 }
 

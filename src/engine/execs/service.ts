@@ -129,6 +129,7 @@ export class ExecService {
     if (c.state !== 'running') throw new KrError('conflict', `container ${c.id} is not running`);
     const id = randomBytes(32).toString('hex');
     this.state.db.prepare('INSERT INTO execs (id, container_id, config) VALUES (?, ?, ?)').run(id, c.id, JSON.stringify(config));
+    this.containers.event(c, `exec_create: ${config.Cmd.join(' ')}`, { execID: id });
     return { Id: id };
   }
 
@@ -158,6 +159,7 @@ export class ExecService {
       const st = await p.state();
       this.state.db.prepare('UPDATE execs SET running = 1, pid = ? WHERE id = ?').run(st.pid ?? null, id);
       settle(p);
+      this.containers.event(c, `exec_start: ${cfg.Cmd.join(' ')}`, { execID: id });
       if (cfg.Tty && cfg.ConsoleSize) await p.resize(cfg.ConsoleSize[0], cfg.ConsoleSize[1]).catch(() => undefined);
       const exited = p
         .wait()
@@ -165,6 +167,7 @@ export class ExecService {
         .then((code) => {
           this.state.db.prepare('UPDATE execs SET running = 0, exit_code = ? WHERE id = ?').run(code, id);
           this.live.delete(id);
+          this.containers.event(c, 'exec_die', { execID: id, exitCode: String(code) });
           return code;
         });
       return { tty: cfg.Tty, config: cfg, stdio, exited };

@@ -11,11 +11,14 @@ import type { Credentials } from '../../image/registry/index.ts';
 import { BlobStore, imageFromStore } from '../../image/store.ts';
 import type { Image } from '../../image/types.ts';
 import type { StateDb } from '../state/db.ts';
+import type { EventService } from '../events/service.ts';
 import { ImageRecords, type NewImage } from './records.ts';
 import { pullMessages, type JsonMessage } from './json-progress.ts';
 
 export interface ImageServiceOptions {
   insecureRegistries?: InsecureOption;
+  /** Where image events (pull, tag, untag, delete, load, save, import) go. */
+  events?: EventService;
 }
 
 export interface PullRequest {
@@ -69,6 +72,11 @@ export class ImageService {
 
   get insecureRegistries(): InsecureOption | undefined {
     return this.opts.insecureRegistries;
+  }
+
+  /** An image event as dockerd logs it: the image (ID or reference) and a name attribute. */
+  event(action: string, id: string, name = id): void {
+    this.opts.events?.publish('image', action, id, { name });
   }
 
   get tmpDir(): string {
@@ -162,6 +170,7 @@ export class ImageService {
     const digestRef = `${ref.name}@${image.manifestDigest}`;
     const id = this.register(image, 'pull', ref.tag !== undefined && !ref.digest ? [ref.canonical] : [], [digestRef]);
     if (!announced) req.send({ status: `Pulling from ${familiarPath(ref)}`, id: ref.tag ?? ref.digest });
+    this.event('pull', ref.toString(), ref.familiarName);
     req.send({ status: `Digest: ${image.manifestDigest}` });
     req.send({ status: before === id ? `Status: Image is up to date for ${ref}` : `Status: Downloaded newer image for ${ref}` });
   }
@@ -173,6 +182,7 @@ export class ImageService {
     const target = parseReference(tag ? `${repo}:${tag}` : repo);
     if (target.digest) throw new KrError('invalid', 'refusing to create a tag with a digest reference');
     this.records.put({ ...this.rowAsNew(id) }, [target.canonical], []);
+    this.event('tag', id, target.toString());
   }
 
   private rowAsNew(id: string): NewImage {
@@ -182,6 +192,21 @@ export class ImageService {
 
   /** DELETE /images/{name}: untags, and deletes the image once no name is left. */
   remove(name: string, force: boolean): DeleteItem[] {
+    const { id } = this.resolve(name);
+    const out = this.untagOrDelete(name, force);
+    this.deleteEvents(id, out);
+    return out;
+  }
+
+  /** dockerd's untag/delete events for what a removal did. */
+  private deleteEvents(id: string, items: DeleteItem[]): void {
+    for (const item of items) {
+      if (item.Untagged) this.event('untag', id, item.Untagged);
+      if (item.Deleted) this.event('delete', id);
+    }
+  }
+
+  private untagOrDelete(name: string, force: boolean): DeleteItem[] {
     const { id, ref } = this.resolve(name);
     const out: DeleteItem[] = [];
     if (ref) {
@@ -233,6 +258,7 @@ export class ImageService {
       for (const d of this.records.digestsOf(row.id)) deleted.push({ Untagged: familiar(d) });
       this.records.remove(row.id);
       deleted.push({ Deleted: row.id });
+      this.deleteEvents(row.id, [{ Deleted: row.id }]);
       reclaimed += row.size;
     }
     if (deleted.length) this.collect();

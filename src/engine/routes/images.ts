@@ -72,6 +72,7 @@ export function imageRoutes(router: Router, ctx: EngineContext): void {
       const file = await spool(ctx, req);
       try {
         const [id] = await loadImages(svc, file, { trusted: ctx.trusted, send: (m) => stream.write(m), name: repo ? (tag ? `${repo}:${tag}` : repo) : undefined });
+        svc.event('import', id);
         stream.write({ status: id });
       } finally {
         await fsp.rm(file, { force: true });
@@ -87,7 +88,7 @@ export function imageRoutes(router: Router, ctx: EngineContext): void {
     const stream = new JsonStream(res);
     const file = await spool(ctx, req);
     try {
-      await loadImages(svc, file, { trusted: ctx.trusted, send: (m) => stream.write(m) });
+      for (const id of await loadImages(svc, file, { trusted: ctx.trusted, send: (m) => stream.write(m) })) svc.event('load', id);
     } finally {
       await fsp.rm(file, { force: true });
     }
@@ -114,6 +115,7 @@ export function imageRoutes(router: Router, ctx: EngineContext): void {
     try {
       await writeDockerArchive(svc, [...items.values()], res);
       res.end();
+      for (const item of items.values()) svc.event('save', item.id);
     } catch {
       res.destroy(); // a cut-off tar, not a valid-looking short one
     }

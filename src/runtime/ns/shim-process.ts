@@ -3,10 +3,10 @@
 // memory, so a fresh object (after krd restarted) works as well as the one that created it.
 import { connect, type Socket } from 'node:net';
 import { open, readFile, stat } from 'node:fs/promises';
-import { constants } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { KrError } from '../../util/errors.ts';
+import { signalName, signalNumber } from '../signals.ts';
 import type { ExitStatus, ProcessState, RuntimeProcess, Stdio } from '../runtime.ts';
 
 const T_STDIN = 0, T_STDOUT = 1, T_STDERR = 2, T_EXIT = 3, T_CLOSE_STDIN = 4, T_RESIZE = 5, T_SIGNAL = 6, T_START = 8, T_STARTED = 9;
@@ -16,18 +16,6 @@ function frame(type: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   h[0] = type;
   h.writeUInt32BE(payload.length, 1);
   return Buffer.concat([h, payload]);
-}
-
-export function signalNumber(signal: string | number): number {
-  if (typeof signal === 'number') return signal;
-  const name = (signal.startsWith('SIG') ? signal : `SIG${signal}`).toUpperCase() as keyof typeof constants.signals;
-  const n = constants.signals[name] ?? (/^\d+$/.test(signal) ? Number(signal) : undefined);
-  if (n === undefined) throw new KrError('invalid', `unknown signal ${signal}`);
-  return n;
-}
-
-function signalName(n: number): string | undefined {
-  return Object.entries(constants.signals).find(([, v]) => v === n)?.[0];
 }
 
 export function parseExit(text: string): ExitStatus {
