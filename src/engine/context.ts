@@ -3,6 +3,7 @@ import type { StateDb } from './state/db.ts';
 import type { ImageService } from './images/service.ts';
 import type { ContainerService } from './containers/service.ts';
 import type { ExecService } from './execs/service.ts';
+import type { ArchiveService } from './archive/service.ts';
 import type { EventService } from './events/service.ts';
 
 export const KRD_VERSION = '0.1.0-kraud';
@@ -18,6 +19,7 @@ export interface EngineContext {
   images: ImageService;
   containers: ContainerService;
   execs: ExecService;
+  archive: ArchiveService;
   /** The bus behind GET /events: every service publishes what it did. */
   events: EventService;
   /** A random ID made once per data root (docker's /info ID). */

@@ -18,6 +18,8 @@ import { execRoutes } from './routes/execs.ts';
 import { ExecService } from './execs/service.ts';
 import { EventService } from './events/service.ts';
 import { eventRoutes } from './routes/events.ts';
+import { archiveRoutes } from './routes/archive.ts';
+import { ArchiveService } from './archive/service.ts';
 import { hijackHandler } from './routes/hijack.ts';
 import { systemRoutes } from './routes/system.ts';
 import { EngineServer, describe, parseHost, type TlsFiles } from './server.ts';
@@ -119,13 +121,15 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     const containers = new ContainerService(state, images, rt, events);
     await containers.recover();
     const execs = new ExecService(state, containers, rt);
-    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, execs, events, id: engineId(dataRoot) };
+    const archive = new ArchiveService(containers, rt);
+    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, execs, archive, events, id: engineId(dataRoot) };
     const router = new Router();
     systemRoutes(router, context);
     imageRoutes(router, context);
     containerRoutes(router, context);
     execRoutes(router, context);
     eventRoutes(router, context);
+    archiveRoutes(router, context);
     const server = await EngineServer.listen(listeners, (req, res) => void router.handle(req, res), opts.tls, hijackHandler(context));
     return {
       context,

@@ -41,6 +41,19 @@ export interface ExtractOptions {
   maxEntries?: number;
   /** Longest member name in bytes (default 4096, PATH_MAX). */
   maxPathLength?: number;
+  /**
+   * Refuse to replace an existing directory with a non-directory or the other way round (docker
+   * cp's noOverwriteDirNonDir); by default a later entry replaces what is there.
+   */
+  noOverwriteDirNonDir?: boolean;
+  /** With sameOwner: give every entry this owner instead of the archive's (docker cp -a to a USER). */
+  owner?: { uid: number; gid: number };
+  /**
+   * The root path is used as given, not realpath()'d: for a root reached through a magic link
+   * such as /proc/PID/root/…, which realpath would turn into a path of the host. The caller
+   * vouches that the path names the directory it means (its own components resolved in scope).
+   */
+  rootAsGiven?: boolean;
 }
 
 export interface ExtractResult {
@@ -62,7 +75,7 @@ const WRITE_BATCH = 1 << 20; // file data goes out in writes of about 1 MiB
 const MAX_ID = 0xfffffffe; // (uid_t)-1 means "unchanged" to chown
 
 export async function extractTar(tar: Readable | AsyncIterable<Buffer | Uint8Array>, root: string, opts: ExtractOptions = {}): Promise<ExtractResult> {
-  const rootPath = await realpath(root).catch((err: unknown) => {
+  const rootPath = opts.rootAsGiven ? root : await realpath(root).catch((err: unknown) => {
     throw withContext(err, 'extract');
   });
   if (!(await lstat(rootPath)).isDirectory()) throw new KrError('invalid', `extract: ${root} is not a directory`);
@@ -80,7 +93,7 @@ class Extraction {
   readonly result: ExtractResult = { entries: 0, bytes: 0, hostileSkipped: 0, devicesSkipped: 0, xattrsSkipped: 0 };
   readonly pool = new TaskPool(64);
   private readonly tree: SafeTree;
-  private readonly opts: Required<ExtractOptions>;
+  private readonly opts: Required<Omit<ExtractOptions, 'owner'>>;
   private readonly meta: MetaPolicy;
   /** Directory metadata, applied at the end so that creating their contents does not undo it. */
   private readonly pendingDirs = new Map<string, TarHeader>();
@@ -95,10 +108,22 @@ class Extraction {
       maxBytes: opts.maxBytes ?? 64 * 2 ** 30,
       maxEntries: opts.maxEntries ?? 4_000_000,
       maxPathLength: opts.maxPathLength ?? 4096,
+      noOverwriteDirNonDir: opts.noOverwriteDirNonDir ?? false,
+      rootAsGiven: opts.rootAsGiven ?? false,
     };
-    this.meta = { sameOwner: this.opts.sameOwner, xattrSkipped: (n) => (this.result.xattrsSkipped += n) };
+    this.meta = { sameOwner: this.opts.sameOwner, owner: opts.owner, xattrSkipped: (n) => (this.result.xattrsSkipped += n) };
+    const keepKinds = this.opts.noOverwriteDirNonDir;
     this.tree = new SafeTree(root);
     this.tree.beforeRemove = () => this.pool.drain();
+    // what is being replaced was lstat()ed by the tree: a directory may only give way to a directory
+    if (keepKinds) {
+      this.tree.beforeReplace = (rel, wasDir, incomingDir) => {
+        if (wasDir !== incomingDir) {
+          const what = (d: boolean) => (d ? 'directory' : 'non-directory');
+          throw new KrError('invalid', `cannot overwrite ${what(wasDir)} ${JSON.stringify('/' + rel)} with ${what(incomingDir)}`);
+        }
+      };
+    }
     this.tree.onForget = (rel, wasDir) => {
       this.pendingDirs.delete(rel);
       if (!wasDir) return;
@@ -267,7 +292,7 @@ class Extraction {
       if (!mkdirIfNew(path)) {
         const st = await lstat(path);
         if (!st.isDirectory()) {
-          await this.tree.remove(rel);
+          await this.tree.remove(rel, true);
           await mkdir(path, 0o700);
         }
       }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Readable } from 'node:stream';
 import type { Container, ContainerSpec, Runtime } from './runtime.ts';
+import { encodeHeader, END_OF_ARCHIVE, padding } from '../image/tar/tar-writer.ts';
 
 export interface ConformanceFixture {
   /** The rootfs every test container uses. */
@@ -261,6 +262,30 @@ export function runtimeConformance(name: string, makeRuntime: (stateDir: string)
       const got = [];
       for await (const e of c.logs({ follow: true })) got.push(e.data.toString());
       assert.deepEqual(got, ['a\n', 'b\n']);
+      await c.delete();
+    });
+
+    test('archive (docker cp): put into a created container, read back running and exited; links stay inside', async () => {
+      const c = await rt.create(spec(['/bin/sh', '-c', 'cat /data/in.txt; ln -s / /data/up; echo made > /data/out.txt']));
+      const file = Buffer.from('put\n');
+      const tar = Buffer.concat([
+        encodeHeader({ path: 'data/', type: 'dir', mode: 0o755, uid: 0, gid: 0, uname: '', gname: '', mtime: 0, size: 0, linkname: '', devmajor: 0, devminor: 0, xattrs: null }),
+        encodeHeader({ path: 'data/in.txt', type: 'file', mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', mtime: 0, size: file.length, linkname: '', devmajor: 0, devminor: 0, xattrs: null }),
+        file, padding(file.length), END_OF_ARCHIVE,
+      ]);
+      await c.putArchive('/', (async function* () { yield tar; })());
+      await assert.rejects(c.statPath('/nope'), (e: Error) => /Could not find the file \/nope/.test(e.message));
+      const io = await c.attach();
+      await c.start();
+      assert.equal(await collect(io.stdout), 'put\n');
+      await c.wait();
+      const st = await c.statPath('/data/up');
+      assert.equal(st.linkTarget, '/');
+      const { stat, tar: out } = await c.getArchive('/data/up/data/out.txt');
+      assert.equal(stat.name, 'out.txt');
+      const bytes = Buffer.from(await collect(out));
+      assert.equal(bytes.subarray(0, 7).toString(), 'out.txt');
+      assert.equal(bytes.subarray(512, 517).toString(), 'made\n');
       await c.delete();
     });
   });

@@ -106,6 +106,26 @@ export interface Stats {
   read: Date;
 }
 
+/** docker's X-Docker-Container-Path-Stat: what `docker cp` learns about a path before copying. */
+export interface PathStat {
+  /** Base name of the path as asked ("." for "dir/.", "/" for the root). */
+  name: string;
+  size: number;
+  /** Go's os.FileMode bits (1<<31 directory, 1<<27 symlink, …) plus the permission bits. */
+  mode: number;
+  /** RFC 3339. */
+  mtime: string;
+  /** For a symlink: where it leads, as a path inside the container; '' otherwise. */
+  linkTarget: string;
+}
+
+export interface PutArchiveOptions {
+  /** Refuse to replace a directory with a non-directory and the other way round (docker cp does). */
+  noOverwriteDirNonDir?: boolean;
+  /** Give every extracted entry this USER[:GROUP] (looked up in the container); else the tar's owners. */
+  ownerUser?: string;
+}
+
 /** A process the runtime supervises: the container's main process or an exec. */
 export interface RuntimeProcess {
   readonly id: string;
@@ -125,6 +145,21 @@ export interface Container extends RuntimeProcess {
   /** The main process's output as kept on disk, with time stamps per stream. */
   logs(opts?: LogOptions): AsyncIterable<LogEntry>;
   stats(): Promise<Stats>;
+  /*
+   * docker cp, in any state (created, running, exited): paths are resolved inside the container's
+   * filesystem as its processes see it, mounts included, symlinks never leading out of it (an
+   * absolute target starts at the container's root). The rules are docker's (see
+   * archive/in-root.ts, which a runtime with a host view of the filesystem uses as is; a VM
+   * runtime answers the same three calls from its guest agent). A missing path is a 'not-found'
+   * KrError "Could not find the file P in container ID"; bad input (a hostile tar, a target that
+   * is not a directory) is 'invalid'.
+   */
+  /** Stat of a path; the last element is not followed (a symlink reports its linkTarget). */
+  statPath(path: string): Promise<PathStat>;
+  /** A tar of the path: "/dir" → "dir/…", "/dir/." → "./…", a file → its base name. */
+  getArchive(path: string): Promise<{ stat: PathStat; tar: Readable }>;
+  /** Extracts a tar (or gzipped tar) into the existing directory at path (a link to one is followed). */
+  putArchive(path: string, tar: AsyncIterable<Buffer>, opts?: PutArchiveOptions): Promise<void>;
   /** Removes every trace (state dir, upper dir, cgroups); kills the process first if `force`. */
   delete(opts?: { force?: boolean }): Promise<void>;
 }

@@ -24,6 +24,8 @@ export class SafeTree {
    * before a path can change from a directory into something else (a symlink, say).
    */
   beforeRemove: () => Promise<void> = async () => {};
+  /** Called when something is about to be replaced; throws to refuse (kinds must match, say). */
+  beforeReplace: (rel: string, wasDir: boolean, incomingDir: boolean) => void = () => {};
 
   constructor(root: string) {
     this.root = root;
@@ -72,10 +74,11 @@ export class SafeTree {
   }
 
   /** Removes whatever is at `rel` (a directory with all it holds), without following symlinks. */
-  async remove(rel: string): Promise<void> {
+  async remove(rel: string, incomingDir = false): Promise<void> {
     await this.beforeRemove();
     const path = this.abs(rel);
     const st = await lstat(path).catch(() => null);
+    if (st !== null) this.beforeReplace(rel, st.isDirectory(), incomingDir);
     if (st === null) {
       // already gone
     } else if (st.isDirectory()) {
@@ -99,6 +102,7 @@ export class SafeTree {
     } catch {
       st = null;
     }
+    if (st) this.beforeReplace(rel, st.isDirectory(), false);
     if (st?.isDirectory()) rmSync(path, { recursive: true, force: true });
     else if (st) unlinkSync(path);
     this.forget(rel, st?.isDirectory() ?? false);

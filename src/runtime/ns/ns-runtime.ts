@@ -6,15 +6,18 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
 import { resolveUser } from '../../image/users.ts';
 import { KrError, withContext } from '../../util/errors.ts';
 import { readLog } from '../log-file.ts';
-import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, Runtime, RuntimeProcess, Stats } from '../runtime.ts';
+import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, PathStat, PutArchiveOptions, Runtime, RuntimeProcess, Stats } from '../runtime.ts';
 import { capabilityMask } from './capabilities.ts';
 import { cgroupDirs, createCgroups, readStats, removeCgroups } from './cgroups.ts';
 import { RootfsCache } from './rootfs-cache.ts';
 import { ShimProcess } from './shim-process.ts';
 import { spawnShim } from './spawn-shim.ts';
+import { RootViews, type RootView } from './root-view.ts';
+import { archiveInRoot, extractInRoot, statInRoot } from '../archive/in-root.ts';
 import { withDefaultPath } from '../../image/container-env.ts';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -28,6 +31,8 @@ interface SavedState {
   openStdin: boolean;
   cgroups: string[];
   caps: string;
+  /** The shim's mount arguments (overlay, binds, tmpfs, read-only), for a view while stopped. */
+  mountArgs?: string[];
 }
 
 export class NsRuntime implements Runtime {
@@ -36,6 +41,8 @@ export class NsRuntime implements Runtime {
   readonly cache: RootfsCache;
   /** Cgroup parent name, unique per root dir so several runtimes can share a host. */
   readonly cgroupGroup: string;
+  /** Views of stopped containers' filesystems (docker cp), shared per container. */
+  readonly views = new RootViews();
 
   constructor(root: string) {
     this.root = resolve(root);
@@ -59,17 +66,18 @@ export class NsRuntime implements Runtime {
       for (const d of ['upper', 'work', 'rootfs']) await mkdir(join(dir, d));
       const caps = capabilityMask(spec.capAdd, spec.capDrop).toString(16);
       const cgroups = await createCgroups(this.cgroupGroup, spec.id, spec.resources);
-      const saved: SavedState = { id: spec.id, lower, tty: !!spec.tty, openStdin: !!spec.openStdin, cgroups, caps };
+      const mountArgs = ['--lower', lower, '--upper', join(dir, 'upper'), '--work', join(dir, 'work')];
+      if (spec.readonlyRootfs) mountArgs.push('--readonly');
+      for (const m of spec.mounts ?? []) {
+        if (m.type === 'bind') mountArgs.push('--bind', `${resolve(m.source)}:${m.target}${m.readonly ? ':ro' : ''}`);
+        else mountArgs.push('--tmpfs', m.target);
+      }
+      const saved: SavedState = { id: spec.id, lower, tty: !!spec.tty, openStdin: !!spec.openStdin, cgroups, caps, mountArgs };
       await writeFile(join(dir, 'state.json'), JSON.stringify(saved));
-      const args = ['--lower', lower, '--upper', join(dir, 'upper'), '--work', join(dir, 'work')];
+      const args = [...mountArgs];
       if (spec.hostname) args.push('--hostname', spec.hostname);
-      if (spec.readonlyRootfs) args.push('--readonly');
       const net = spec.network ?? 'none';
       args.push('--net', net === 'none' ? 'new' : net === 'host' ? 'host' : net.netnsPath);
-      for (const m of spec.mounts ?? []) {
-        if (m.type === 'bind') args.push('--bind', `${resolve(m.source)}:${m.target}${m.readonly ? ':ro' : ''}`);
-        else args.push('--tmpfs', m.target);
-      }
       if (spec.init) {
         const init = INIT_CANDIDATES.find((p) => existsSync(p));
         if (!init) throw new KrError('unavailable', 'init requested but tini is not installed');
@@ -136,6 +144,51 @@ class NsContainer extends ShimProcess implements Container {
     return readStats(this.saved.cgroups);
   }
 
+  override async start(): Promise<void> {
+    await this.runtime.views.idle(this.id);
+    return super.start();
+  }
+
+  /** The filesystem as the container sees it (see root-view.ts for why this way). */
+  private async rootView(): Promise<RootView> {
+    const st = await this.state();
+    if (st.status !== 'exited' && st.pid !== undefined) return { root: `/proc/${st.pid}/root/`, release: async () => undefined };
+    const mountArgs = this.saved.mountArgs ?? ['--lower', this.saved.lower, '--upper', join(this.dir, 'upper'), '--work', join(this.dir, 'work')];
+    return this.runtime.views.forStopped(this.dir, this.id, mountArgs, this.saved.caps);
+  }
+
+  async statPath(path: string): Promise<PathStat> {
+    const view = await this.rootView();
+    try {
+      return await statInRoot(view.root, path, this.id);
+    } finally {
+      await view.release();
+    }
+  }
+
+  async getArchive(path: string): Promise<{ stat: PathStat; tar: Readable }> {
+    const view = await this.rootView();
+    try {
+      const { stat, tar } = await archiveInRoot(view.root, path, this.id);
+      const stream = Readable.from(tar, { objectMode: false });
+      stream.once('close', () => void view.release());
+      return { stat, tar: stream };
+    } catch (err) {
+      await view.release();
+      throw err;
+    }
+  }
+
+  async putArchive(path: string, tar: AsyncIterable<Buffer>, opts: PutArchiveOptions = {}): Promise<void> {
+    const view = await this.rootView();
+    try {
+      const owner = opts.ownerUser ? resolveUser(view.root, opts.ownerUser) : undefined;
+      await extractInRoot(view.root, path, this.id, tar, { ...opts, owner: owner && { uid: owner.uid, gid: owner.gid } });
+    } finally {
+      await view.release();
+    }
+  }
+
   async delete(opts: { force?: boolean } = {}): Promise<void> {
     const st = await this.state();
     if (st.status !== 'exited') {
@@ -150,6 +203,7 @@ class NsContainer extends ShimProcess implements Container {
       }
       await exited;
     }
+    await this.runtime.views.idle(this.id);
     await removeCgroups(this.saved.cgroups);
     await rm(this.dir, { recursive: true, force: true });
   }
