@@ -77,8 +77,10 @@ export class RootViews {
     const viewDir = join(dir, `view-${randomBytes(4).toString('hex')}`);
     await mkdir(join(viewDir, 'rootfs'), { recursive: true });
     try {
-      // never started: /dev/null is only there because the shim wants a command
-      const pid = await spawnShim([viewDir, '--uid', '0', '--gid', '0', '--groups', '', '--caps', caps, '--cwd', '/', ...mountArgs, '--', '/dev/null'], []);
+      // Never started: /dev/null is only there because the shim wants a command. The host's
+      // network namespace: nothing runs, and making a network namespace can take seconds on a
+      // host where many are being made and destroyed.
+      const pid = await spawnShim([viewDir, '--uid', '0', '--gid', '0', '--groups', '', '--caps', caps, '--cwd', '/', '--net', 'host', ...mountArgs, '--', '/dev/null'], []);
       return { root: `/proc/${pid}/root/`, shim: new ShimProcess('view', viewDir, { tty: false, openStdin: false }) };
     } catch (err) {
       await rm(viewDir, { recursive: true, force: true });
@@ -87,8 +89,13 @@ export class RootViews {
   }
 
   private async close(shim: ShimProcess): Promise<void> {
-    await shim.kill('SIGKILL').catch(() => undefined);
-    await shim.wait().catch(() => undefined);
+    // SIGKILL repeated until the exit is seen: a signal frame refused under load must not leave
+    // the view (and the container's next start) waiting for ever
+    const exited = shim.wait().then(() => true, () => true);
+    for (let i = 0; i < 30; i++) {
+      await shim.kill('SIGKILL').catch(() => undefined);
+      if (await Promise.race([exited, new Promise<boolean>((r) => setTimeout(() => r(false), 500).unref())])) break;
+    }
     await rm(shim.dir, { recursive: true, force: true });
   }
 }
