@@ -6,7 +6,8 @@ import os from 'node:os';
 export interface Row {
   name: string;
   ours: number; // median seconds
-  baseline: number; // median seconds
+  /** Median seconds; absent for rows with an absolute goal only (printed as —). */
+  baseline?: number;
   baselineName: string;
   /** Work size in bytes, to print throughput. */
   bytes?: number;
@@ -40,6 +41,25 @@ export async function sideBySide(
   return { ours: median(a), baseline: median(b) };
 }
 
+/**
+ * Like sideBySide for any number of contenders: each round runs all of them, in an order rotated
+ * per round. A contender may return its own measured seconds (e.g. a span inside its work);
+ * otherwise its wall time counts. Returns every sample per name.
+ */
+export async function alternate(runs: number, contenders: Record<string, () => Promise<number | void>>): Promise<Record<string, number[]>> {
+  const names = Object.keys(contenders);
+  const out: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (let i = 0; i < runs; i++) {
+    for (let j = 0; j < names.length; j++) {
+      const name = names[(i + j) % names.length];
+      const t0 = process.hrtime.bigint();
+      const own = await contenders[name]();
+      out[name].push(typeof own === 'number' ? own : Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+  }
+  return out;
+}
+
 export function sh(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> {
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: opts.env ?? process.env });
@@ -53,12 +73,13 @@ export function sh(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv 
 const mb = (bytes: number, s: number): string => `${(bytes / 1e6 / s).toFixed(0)} MB/s`;
 
 export function formatRow(r: Row): string {
-  const ratioThroughput = r.baseline / r.ours; // >1: we are faster
+  const b = r.baseline;
   const cells = [
     r.name,
     `${r.ours.toFixed(3)} s${r.bytes ? ` (${mb(r.bytes, r.ours)})` : ''}`,
-    `${r.baselineName}: ${r.baseline.toFixed(3)} s${r.bytes ? ` (${mb(r.bytes, r.baseline)})` : ''}`,
-    `${ratioThroughput.toFixed(2)}× baseline speed (time ratio ${(r.ours / r.baseline).toFixed(2)})`,
+    b === undefined ? r.baselineName || '—' : `${r.baselineName}: ${b.toFixed(3)} s${r.bytes ? ` (${mb(r.bytes, b)})` : ''}`,
+    // b / ours > 1: we are faster
+    b === undefined ? '—' : `${(b / r.ours).toFixed(2)}× baseline speed (time ratio ${(r.ours / b).toFixed(2)})`,
     r.goal ?? '',
   ];
   return `| ${cells.join(' | ')} |`;

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { formatRow, header, type Row } from './lib.ts';
 import { benchBuild } from './build.bench.ts';
 import { benchFlatten } from './flatten.bench.ts';
+import { benchKrd } from './krd.bench.ts';
 import { benchPull } from './pull.bench.ts';
 import { benchRun } from './run.bench.ts';
 import { benchVerify } from './verify.bench.ts';
@@ -20,6 +21,7 @@ try {
     ['flatten', benchFlatten],
     ['run', benchRun],
     ['build', benchBuild],
+    ['krd', benchKrd],
   ];
   for (const [name, fn] of benches) {
     if (only && only !== name) continue;
@@ -31,3 +33,4 @@ try {
 }
 console.log(header());
 for (const r of rows) console.log(formatRow(r));
+for (const r of rows) if (r.note) console.log(`- ${r.name}: ${r.note}`);
