@@ -4,6 +4,7 @@ import type { ImageService } from './images/service.ts';
 import type { ContainerService } from './containers/service.ts';
 import type { ExecService } from './execs/service.ts';
 import type { ArchiveService } from './archive/service.ts';
+import type { StatsService } from './stats/service.ts';
 import type { EventService } from './events/service.ts';
 
 export const KRD_VERSION = '0.1.0-kraud';
@@ -20,6 +21,7 @@ export interface EngineContext {
   containers: ContainerService;
   execs: ExecService;
   archive: ArchiveService;
+  stats: StatsService;
   /** The bus behind GET /events: every service publishes what it did. */
   events: EventService;
   /** A random ID made once per data root (docker's /info ID). */

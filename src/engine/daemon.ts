@@ -20,6 +20,8 @@ import { EventService } from './events/service.ts';
 import { eventRoutes } from './routes/events.ts';
 import { archiveRoutes } from './routes/archive.ts';
 import { ArchiveService } from './archive/service.ts';
+import { statsRoutes } from './routes/stats.ts';
+import { StatsService } from './stats/service.ts';
 import { hijackHandler } from './routes/hijack.ts';
 import { systemRoutes } from './routes/system.ts';
 import { EngineServer, describe, parseHost, type TlsFiles } from './server.ts';
@@ -122,7 +124,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     await containers.recover();
     const execs = new ExecService(state, containers, rt);
     const archive = new ArchiveService(containers, rt);
-    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, execs, archive, events, id: engineId(dataRoot) };
+    const stats = new StatsService(containers, rt);
+    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, execs, archive, stats, events, id: engineId(dataRoot) };
     const router = new Router();
     systemRoutes(router, context);
     imageRoutes(router, context);
@@ -130,6 +133,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     execRoutes(router, context);
     eventRoutes(router, context);
     archiveRoutes(router, context);
+    statsRoutes(router, context);
     const server = await EngineServer.listen(listeners, (req, res) => void router.handle(req, res), opts.tls, hijackHandler(context));
     return {
       context,

@@ -99,7 +99,8 @@ export interface LogOptions {
 }
 
 export interface Stats {
-  memory: { usage: number; limit: number | null };
+  /** stats: the cgroup's memory.stat counters (inactive_file, … or v1's total_inactive_file, …). */
+  memory: { usage: number; limit: number | null; stats?: Record<string, number> };
   /** Total CPU time used, in nanoseconds. */
   cpuNanos: number;
   pids: number;
@@ -126,6 +127,11 @@ export interface PutArchiveOptions {
   ownerUser?: string;
 }
 
+export interface TopResult {
+  titles: string[];
+  processes: string[][];
+}
+
 /** A process the runtime supervises: the container's main process or an exec. */
 export interface RuntimeProcess {
   readonly id: string;
@@ -145,6 +151,12 @@ export interface Container extends RuntimeProcess {
   /** The main process's output as kept on disk, with time stamps per stream. */
   logs(opts?: LogOptions): AsyncIterable<LogEntry>;
   stats(): Promise<Stats>;
+  /**
+   * docker top: `ps` with these arguments (docker's default -ef when empty) over the container's
+   * processes, as a header and rows split like docker's (the last column keeps its spaces). The
+   * ns runtime runs the host's ps filtered to the container's cgroup; a VM runs ps in its guest.
+   */
+  top(psArgs: string[]): Promise<TopResult>;
   /*
    * docker cp, in any state (created, running, exited): paths are resolved inside the container's
    * filesystem as its processes see it, mounts included, symlinks never leading out of it (an

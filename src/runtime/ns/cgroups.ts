@@ -66,6 +66,25 @@ const num = async (path: string): Promise<number | null> => {
   return t === null || t.trim() === 'max' ? null : Number(t.trim().split(/\s/)[0]);
 };
 
+/** A "name value" per line file (memory.stat) as numbers. */
+async function counters(path: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const line of (await readFile(path, 'utf8').catch(() => '')).split('\n')) {
+    const [k, v] = line.split(' ');
+    if (k && v !== undefined && /^\d+$/.test(v)) out[k] = Number(v);
+  }
+  return out;
+}
+
+/** Host pids of every process in the container's cgroup (its main process and its execs). */
+export async function cgroupPids(dirs: string[]): Promise<number[]> {
+  for (const d of dirs) {
+    const text = await readFile(join(d, 'cgroup.procs'), 'utf8').catch(() => null);
+    if (text !== null) return text.split('\n').filter(Boolean).map(Number);
+  }
+  return [];
+}
+
 export async function readStats(dirs: string[]): Promise<Stats> {
   const out: Stats = { memory: { usage: 0, limit: null }, cpuNanos: 0, pids: 0, read: new Date() };
   for (const d of dirs) {
@@ -75,6 +94,7 @@ export async function readStats(dirs: string[]): Promise<Stats> {
       const cpu = await readFile(join(d, 'cpu.stat'), 'utf8').catch(() => '');
       out.cpuNanos = Number(/usage_usec (\d+)/.exec(cpu)?.[1] ?? 0) * 1000;
       out.pids = (await num(join(d, 'pids.current'))) ?? 0;
+      out.memory.stats = await counters(join(d, 'memory.stat'));
       continue;
     }
     const controller = d.slice(BASE.length + 1).split('/')[0];
@@ -83,6 +103,7 @@ export async function readStats(dirs: string[]): Promise<Stats> {
       const limit = await num(join(d, 'memory.limit_in_bytes'));
       // v1 reports "no limit" as a huge page-aligned number
       out.memory.limit = limit !== null && limit < 2 ** 62 ? limit : null;
+      out.memory.stats = await counters(join(d, 'memory.stat'));
     }
     if (controller.includes('cpuacct')) out.cpuNanos = (await num(join(d, 'cpuacct.usage'))) ?? 0;
     if (controller === 'pids') out.pids = (await num(join(d, 'pids.current'))) ?? 0;

@@ -10,9 +10,10 @@ import { Readable } from 'node:stream';
 import { resolveUser } from '../../image/users.ts';
 import { KrError, withContext } from '../../util/errors.ts';
 import { readLog } from '../log-file.ts';
-import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, PathStat, PutArchiveOptions, Runtime, RuntimeProcess, Stats } from '../runtime.ts';
+import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, PathStat, PutArchiveOptions, Runtime, RuntimeProcess, Stats, TopResult } from '../runtime.ts';
 import { capabilityMask } from './capabilities.ts';
-import { cgroupDirs, createCgroups, readStats, removeCgroups } from './cgroups.ts';
+import { cgroupDirs, cgroupPids, createCgroups, readStats, removeCgroups } from './cgroups.ts';
+import { psTop } from '../top.ts';
 import { RootfsCache } from './rootfs-cache.ts';
 import { ShimProcess } from './shim-process.ts';
 import { spawnShim } from './spawn-shim.ts';
@@ -142,6 +143,10 @@ class NsContainer extends ShimProcess implements Container {
 
   stats(): Promise<Stats> {
     return readStats(this.saved.cgroups);
+  }
+
+  async top(psArgs: string[]): Promise<TopResult> {
+    return psTop(await cgroupPids(this.saved.cgroups), psArgs);
   }
 
   override async start(): Promise<void> {

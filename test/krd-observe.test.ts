@@ -1,0 +1,99 @@
+// Watching containers through krd with the real docker 28 CLI: docker top (docker's default ps
+// columns, ps_args), docker stats (--no-stream numbers the CLI computes from two samples, the
+// streaming API).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { startKrdWithImage, stopKrdFixture, type KrdFixture } from './kit/krd-image.ts';
+
+let f: KrdFixture;
+
+before(async () => {
+  f = await startKrdWithImage('kraud-krd-observe-', { Cmd: ['sh'] });
+  assert.equal(f.krd.docker(['pull', '-q', f.img], { timeout: 60_000 }).code, 0);
+  const quiet = f.krd.docker(['run', '-d', '--name', 'quiet', '-m', '64m', f.img, 'sleep', '300']);
+  assert.equal(quiet.code, 0, quiet.stderr);
+  const busy = f.krd.docker(['run', '-d', '--name', 'busy', f.img, 'sh', '-c', 'while :; do :; done']);
+  assert.equal(busy.code, 0, busy.stderr);
+});
+
+after(() => stopKrdFixture(f ?? {}));
+
+/** Lines of a streaming GET, until `count` arrived (then the request is dropped). */
+function streamLines(path: string, count: number): Promise<{ status: number; lines: string[] }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ socketPath: f.krd.socket, path }, (res) => {
+      let buf = '';
+      const lines: string[] = [];
+      res.on('data', (d: Buffer) => {
+        buf += d.toString();
+        let nl;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          lines.push(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+        }
+        if (lines.length >= count) {
+          req.destroy();
+          resolve({ status: res.statusCode ?? 0, lines });
+        }
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, lines }));
+    });
+    req.on('error', reject);
+  });
+}
+
+test("docker top: docker's default columns, the container's processes only; ps_args", () => {
+  const exec = f.krd.docker(['exec', '-d', 'quiet', 'sleep', '299']);
+  assert.equal(exec.code, 0, exec.stderr);
+  const r = f.krd.docker(['top', 'quiet']);
+  assert.equal(r.code, 0, r.stderr);
+  const [header, ...rows] = r.stdout.trim().split('\n');
+  assert.deepEqual(header.trim().split(/\s+/), ['UID', 'PID', 'PPID', 'C', 'STIME', 'TTY', 'TIME', 'CMD']);
+  const cmds = rows.map((l) => l.trim().split(/\s+/).slice(7).join(' ')).sort();
+  assert.deepEqual(cmds, ['sleep 299', 'sleep 300']);
+  assert.ok(rows.every((l) => l.startsWith('root')), r.stdout);
+  const custom = f.krd.docker(['top', 'quiet', '-o', 'pid,comm']);
+  assert.equal(custom.code, 0, custom.stderr);
+  assert.match(custom.stdout, /^\s*PID\s+COMMAND\n/);
+  assert.equal(custom.stdout.trim().split('\n').length, 3);
+  const stopped = f.krd.docker(['create', '--name', 'idle', f.img, 'true']);
+  assert.equal(stopped.code, 0);
+  const notRunning = f.krd.docker(['top', 'idle']);
+  assert.notEqual(notRunning.code, 0);
+  assert.match(notRunning.stderr, /is not running/);
+});
+
+test('docker stats --no-stream: CPU % from two samples, memory usage / limit, pids', () => {
+  const r = f.krd.docker(['stats', '--no-stream', '--format', '{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.MemPerc}}|{{.PIDs}}', 'quiet', 'busy']);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = new Map(r.stdout.trim().split('\n').map((l) => [l.split('|')[0], l.split('|')]));
+  const [, qCpu, qMem, , qPids] = rows.get('quiet')!;
+  assert.match(qMem, /^[\d.]+(B|KiB|MiB) \/ 64MiB$/, r.stdout);
+  assert.ok(parseFloat(qCpu) < 20, r.stdout);
+  assert.equal(qPids, '2'); // sleep 300 and the exec's sleep 299
+  const [, bCpu, bMem] = rows.get('busy')!;
+  assert.ok(parseFloat(bCpu) > 20, `a busy loop shows CPU: ${r.stdout}`);
+  assert.match(bMem, /\/ [\d.]+GiB$/, 'no limit: the host memory');
+});
+
+test('the stats API streams a sample a second; one-shot answers at once', async () => {
+  const t0 = Date.now();
+  const s = await streamLines('/containers/busy/stats', 2);
+  assert.equal(s.status, 200);
+  assert.equal(s.lines.length, 2);
+  const [a, b] = s.lines.map((l) => JSON.parse(l));
+  assert.equal(a.name, '/busy');
+  assert.equal(b.precpu_stats.cpu_usage.total_usage, a.cpu_stats.cpu_usage.total_usage);
+  assert.ok(b.cpu_stats.cpu_usage.total_usage > a.cpu_stats.cpu_usage.total_usage);
+  assert.ok(b.cpu_stats.system_cpu_usage > a.cpu_stats.system_cpu_usage);
+  assert.ok(b.cpu_stats.online_cpus >= 1);
+  assert.ok(b.memory_stats.usage > 0 && b.memory_stats.limit > 0);
+  assert.ok(Date.now() - t0 >= 900);
+  const t1 = Date.now();
+  const one = await streamLines('/containers/quiet/stats?stream=false&one-shot=true', 1);
+  assert.equal(one.lines.length, 1);
+  assert.ok(Date.now() - t1 < 800);
+  const missing = await streamLines('/containers/nope/stats?stream=false', 1);
+  assert.equal(missing.status, 404);
+});
