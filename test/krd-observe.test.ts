@@ -1,6 +1,7 @@
 // Watching containers through krd with the real docker 28 CLI: docker top (docker's default ps
 // columns, ps_args), docker stats (--no-stream numbers the CLI computes from two samples, the
-// streaming API).
+// streaming API), healthchecks (from the image and the request; starting → unhealthy → healthy in
+// ps and inspect, the health filter, health_status events, timeouts, --no-healthcheck).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -9,7 +10,8 @@ import { startKrdWithImage, stopKrdFixture, type KrdFixture } from './kit/krd-im
 let f: KrdFixture;
 
 before(async () => {
-  f = await startKrdWithImage('kraud-krd-observe-', { Cmd: ['sh'] });
+  // the image's check runs hourly: containers that do not shorten it see no probe during the tests
+  f = await startKrdWithImage('kraud-krd-observe-', { Cmd: ['sh'], Healthcheck: { Test: ['CMD-SHELL', 'test -f /tmp/ok'], Interval: 3600e9 } });
   assert.equal(f.krd.docker(['pull', '-q', f.img], { timeout: 60_000 }).code, 0);
   const quiet = f.krd.docker(['run', '-d', '--name', 'quiet', '-m', '64m', f.img, 'sleep', '300']);
   assert.equal(quiet.code, 0, quiet.stderr);
@@ -96,4 +98,64 @@ test('the stats API streams a sample a second; one-shot answers at once', async 
   assert.ok(Date.now() - t1 < 800);
   const missing = await streamLines('/containers/nope/stats?stream=false', 1);
   assert.equal(missing.status, 404);
+});
+
+const stamp = () => (Date.now() / 1000).toFixed(3);
+
+async function until<T>(what: string, get: () => T, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = get();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('healthcheck: starting, unhealthy after Retries failures, healthy after a success; ps, inspect, events', async () => {
+  const { krd, img } = f;
+  const since = stamp();
+  // the image's test with the request's interval and retries
+  const run = krd.docker(['run', '-d', '--name', 'hc', '--health-interval', '200ms', '--health-retries', '2', img, 'sleep', '300']);
+  assert.equal(run.code, 0, run.stderr);
+  const status = () => krd.docker(['inspect', '-f', '{{.State.Health.Status}}', 'hc']).stdout.trim();
+  assert.match(krd.docker(['ps', '--filter', 'name=hc', '--format', '{{.Status}}']).stdout, /^Up .* \(health: starting\)$/m);
+  await until('unhealthy', status, (s) => s === 'unhealthy');
+  const sick = JSON.parse(krd.docker(['inspect', '-f', '{{json .State.Health}}', 'hc']).stdout);
+  assert.ok(sick.FailingStreak >= 2);
+  assert.equal(sick.Log.at(-1).ExitCode, 1);
+  assert.ok(Date.parse(sick.Log.at(-1).End) >= Date.parse(sick.Log.at(-1).Start));
+  assert.equal(krd.docker(['exec', 'hc', 'sh', '-c', ': > /tmp/ok']).code, 0);
+  await until('healthy', status, (s) => s === 'healthy');
+  assert.match(krd.docker(['ps', '--filter', 'name=hc', '--format', '{{.Status}}']).stdout, /^Up .* \(healthy\)$/m);
+  assert.equal(krd.docker(['ps', '--filter', 'health=healthy', '--format', '{{.Names}}']).stdout.trim(), 'hc');
+  assert.equal(krd.docker(['ps', '--filter', 'health=unhealthy', '-q']).stdout.trim(), '');
+  const healthy = JSON.parse(krd.docker(['inspect', '-f', '{{json .State.Health}}', 'hc']).stdout);
+  assert.equal(healthy.FailingStreak, 0);
+  assert.ok(healthy.Log.length <= 5);
+  const ev = krd.docker(['events', '--since', since, '--until', stamp(), '--filter', 'container=hc', '--filter', 'event=health_status', '--format', '{{.Action}}']);
+  assert.deepEqual(ev.stdout.trim().split('\n'), ['health_status: unhealthy', 'health_status: healthy']);
+  // probes stop with the container
+  assert.equal(krd.docker(['stop', '-t', '0', 'hc']).code, 0);
+  const logs = () => JSON.parse(krd.docker(['inspect', '-f', '{{json .State.Health.Log}}', 'hc']).stdout).map((l: { Start: string }) => l.Start).join();
+  const before = logs();
+  await new Promise((r) => setTimeout(r, 700));
+  assert.equal(logs(), before);
+});
+
+test('healthcheck: a probe over its timeout fails with -1; --no-healthcheck turns the image check off', async () => {
+  const { krd, img } = f;
+  const run = krd.docker(['run', '-d', '--name', 'slow', '--health-cmd', 'sleep 5', '--health-timeout', '300ms', '--health-interval', '100ms', '--health-retries', '1', img, 'sleep', '300']);
+  assert.equal(run.code, 0, run.stderr);
+  const h = await until('unhealthy', () => JSON.parse(krd.docker(['inspect', '-f', '{{json .State.Health}}', 'slow']).stdout), (v) => v?.Status === 'unhealthy');
+  assert.equal(h.Log.at(-1).ExitCode, -1);
+  assert.equal(h.Log.at(-1).Output, 'Health check exceeded timeout (300ms)');
+  const off = krd.docker(['run', '-d', '--name', 'nohc', '--no-healthcheck', img, 'sleep', '300']);
+  assert.equal(off.code, 0, off.stderr);
+  assert.equal(krd.docker(['inspect', '-f', '{{.State.Health}}', 'nohc']).stdout.trim(), '<nil>');
+  assert.deepEqual(JSON.parse(krd.docker(['inspect', '-f', '{{json .Config.Healthcheck.Test}}', 'nohc']).stdout), ['NONE']);
+  assert.match(krd.docker(['ps', '--filter', 'name=nohc', '--format', '{{.Status}}']).stdout, /^Up [^(]*$/m);
+  assert.match(krd.docker(['ps', '--filter', 'health=none', '--format', '{{.Names}}']).stdout, /nohc/);
+  const bad = krd.docker(['run', '-d', '--health-cmd', 'true', '--health-interval', '1us', img, 'true']);
+  assert.notEqual(bad.code, 0);
 });

@@ -22,6 +22,7 @@ import { archiveRoutes } from './routes/archive.ts';
 import { ArchiveService } from './archive/service.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { StatsService } from './stats/service.ts';
+import { HealthMonitor } from './health/monitor.ts';
 import { hijackHandler } from './routes/hijack.ts';
 import { systemRoutes } from './routes/system.ts';
 import { EngineServer, describe, parseHost, type TlsFiles } from './server.ts';
@@ -125,6 +126,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     const execs = new ExecService(state, containers, rt);
     const archive = new ArchiveService(containers, rt);
     const stats = new StatsService(containers, rt);
+    const health = new HealthMonitor(containers, rt, events);
+    health.open();
     const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, execs, archive, stats, events, id: engineId(dataRoot) };
     const router = new Router();
     systemRoutes(router, context);
@@ -139,6 +142,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       context,
       addresses: listeners.map((l) => describe(l, !!opts.tls)),
       close: async () => {
+        health.close();
         await server.close();
         state.close();
         unlock();

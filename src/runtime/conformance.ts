@@ -158,7 +158,7 @@ export function runtimeConformance(name: string, makeRuntime: (stateDir: string)
       await c.delete();
     });
 
-    test('exec into a running container: output, exit code, env', async () => {
+    test('exec into a running container: output, exit code, env; delete forgets an exited exec', async () => {
       const c = await rt.create(spec(['/bin/busybox', 'sleep', '30'], { env: ['BASE=1'] }));
       await c.start();
       const p = await c.exec('e1', { args: ['/bin/sh', '-c', 'echo hi $X; echo $$ >&2; exit 7'], env: ['X=there'] });
@@ -172,6 +172,10 @@ export function runtimeConformance(name: string, makeRuntime: (stateDir: string)
       const qio = await q.attach();
       await q.start();
       assert.match(await collect(qio.stdout), /sleep/); // PID 1 it sees is the container's: same pid and mount ns
+      // an exited exec's state can be forgotten (health probes run one every interval)
+      await q.wait();
+      await p.delete();
+      assert.equal((await p.state().catch(() => ({ status: 'gone' }))).status === 'exited', false);
       await c.delete({ force: true });
     });
 

@@ -144,6 +144,8 @@ export interface RuntimeProcess {
   wait(): Promise<ExitStatus>;
   resize(rows: number, cols: number): Promise<void>;
   state(): Promise<ProcessState>;
+  /** Forgets the process's state (an exec's, once it has exited); kills it first if `force`. */
+  delete(opts?: { force?: boolean }): Promise<void>;
 }
 
 export interface Container extends RuntimeProcess {

@@ -2,6 +2,7 @@
 // dockerd does: image Env first (request keys win), Entrypoint+Cmd, WorkingDir, User, Labels.
 import { withDefaultPath } from '../../image/container-env.ts';
 import { KrError } from '../../util/errors.ts';
+import { mergeHealthcheck, type Healthcheck } from '../health/config.ts';
 import type { ContainerConfig as ImageConfig } from '../../image/types.ts';
 
 export interface ContainerConfig {
@@ -21,6 +22,7 @@ export interface ContainerConfig {
   WorkingDir: string;
   Labels: Record<string, string>;
   StopSignal?: string;
+  Healthcheck?: Healthcheck;
 }
 
 export interface HostConfig {
@@ -96,6 +98,7 @@ export function parseCreate(body: unknown, image: ImageConfig): CreateRequest {
   const init = h.Init;
   if (init !== undefined && init !== null && typeof init !== 'boolean') throw new KrError('invalid', 'Init must be a boolean');
   const binds = strs(h, 'Binds') ?? null;
+  const healthcheck = mergeHealthcheck(b.Healthcheck, image.Healthcheck);
   for (const bind of binds ?? []) parseBind(bind);
   return {
     config: {
@@ -115,6 +118,7 @@ export function parseCreate(body: unknown, image: ImageConfig): CreateRequest {
       WorkingDir: str(b, 'WorkingDir') || image.WorkingDir || '',
       Labels: { ...(image.Labels ?? {}), ...labels(b) },
       ...((str(b, 'StopSignal') ?? image.StopSignal) ? { StopSignal: str(b, 'StopSignal') ?? image.StopSignal } : {}),
+      ...(healthcheck ? { Healthcheck: healthcheck } : {}),
     },
     hostConfig: {
       AutoRemove: bool(h, 'AutoRemove'),

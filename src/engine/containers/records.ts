@@ -19,6 +19,8 @@ export interface ContainerRow {
   runtime: string;
   config: string;
   host_config: string;
+  /** JSON of docker's State.Health (health/monitor.ts), null without a healthcheck. */
+  health?: string | null;
 }
 
 /** A row with its JSON columns parsed. */
@@ -69,6 +71,10 @@ export class ContainerRecords {
 
   markExited(id: string, exitCode: number, finished: number): void {
     this.state.db.prepare("UPDATE containers SET state = 'exited', pid = NULL, exit_code = ?, finished = ? WHERE id = ?").run(exitCode, finished, id);
+  }
+
+  setHealth(id: string, health: object): void {
+    this.state.db.prepare('UPDATE containers SET health = ? WHERE id = ?').run(JSON.stringify(health), id);
   }
 
   remove(id: string): void {

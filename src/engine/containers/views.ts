@@ -2,6 +2,7 @@
 // entries of GET /containers/json, with the "Up 3 seconds" / "Exited (0) 2 seconds ago" texts.
 import { commandOf } from './config.ts';
 import type { ContainerRecord } from './records.ts';
+import { parseHealth } from '../health/monitor.ts';
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 
@@ -26,7 +27,11 @@ export function humanDuration(ms: number): string {
 }
 
 export function statusText(r: ContainerRecord, now = Date.now()): string {
-  if (r.state === 'running') return `Up ${humanDuration(now - (r.started ?? now))}`;
+  if (r.state === 'running') {
+    const health = parseHealth(r.health)?.Status;
+    const shown = !health ? '' : health === 'starting' ? ' (health: starting)' : ` (${health})`;
+    return `Up ${humanDuration(now - (r.started ?? now))}${shown}`;
+  }
   if (r.state === 'exited') return `Exited (${r.exit_code ?? 0}) ${humanDuration(now - (r.finished ?? now))} ago`;
   if (r.state === 'created') return 'Created';
   return r.state.charAt(0).toUpperCase() + r.state.slice(1);
@@ -51,6 +56,7 @@ export function inspectView(r: ContainerRecord, extra: { logPath: string }): obj
       Error: '',
       StartedAt: iso(r.started),
       FinishedAt: iso(r.finished),
+      ...(r.health ? { Health: parseHealth(r.health) } : {}),
     },
     Image: r.image_id,
     ResolvConfPath: '',
@@ -91,13 +97,15 @@ export function listView(r: ContainerRecord, now = Date.now()): object {
   };
 }
 
-/** Filters of `docker ps`: status, name, id, label, ancestor. */
+/** Filters of `docker ps`: status, name, id, label, ancestor, health. */
 export function matchesFilters(r: ContainerRecord, filters: Map<string, string[]>): boolean {
   for (const [key, values] of filters) {
     const any = (pred: (v: string) => boolean) => values.some(pred);
     if (key === 'status' && !any((v) => v === r.state)) return false;
     if (key === 'name' && !any((v) => new RegExp(v.replace(/^\//, '')).test(r.name))) return false;
     if (key === 'id' && !any((v) => r.id.startsWith(v))) return false;
+    // "none": no healthcheck (or not running one), as docker's filter
+    if (key === 'health' && !any((v) => v === (r.state === 'running' ? (parseHealth(r.health)?.Status ?? 'none') : 'none'))) return false;
     if (key === 'ancestor' && !any((v) => v === r.image_ref || v === r.image_id || r.image_id.startsWith(`sha256:${v}`))) return false;
     if (key === 'label') {
       const ok = values.every((v) => {

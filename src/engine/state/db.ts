@@ -71,6 +71,8 @@ const MIGRATIONS: string[] = [
     pid          INTEGER
   );
   `,
+  // 2: State.Health of containers with a healthcheck (JSON: Status, FailingStreak, Log), NULL without.
+  `ALTER TABLE containers ADD COLUMN health TEXT;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

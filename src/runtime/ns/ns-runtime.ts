@@ -194,7 +194,7 @@ class NsContainer extends ShimProcess implements Container {
     }
   }
 
-  async delete(opts: { force?: boolean } = {}): Promise<void> {
+  override async delete(opts: { force?: boolean } = {}): Promise<void> {
     const st = await this.state();
     if (st.status !== 'exited') {
       if (!opts.force && st.status === 'running') throw new KrError('conflict', `container ${this.id} is running: stop it first or force`);

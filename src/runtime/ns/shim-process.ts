@@ -2,7 +2,7 @@
 // attach socket for start/kill/resize/streams, the exit file for the status. Nothing is held in
 // memory, so a fresh object (after krd restarted) works as well as the one that created it.
 import { connect, type Socket } from 'node:net';
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { KrError } from '../../util/errors.ts';
@@ -153,6 +153,15 @@ export class ShimProcess implements RuntimeProcess {
         })
       : null;
     return { stdin, stdout, stderr };
+  }
+
+  async delete(opts: { force?: boolean } = {}): Promise<void> {
+    if (!(await this.exitStatus())) {
+      if (!opts.force) throw new KrError('conflict', `${this.id} is still running`);
+      await this.kill('SIGKILL').catch(() => undefined);
+      await this.wait().catch(() => undefined);
+    }
+    await rm(this.dir, { recursive: true, force: true });
   }
 
   async wait(): Promise<ExitStatus> {
