@@ -3,11 +3,11 @@ NODE := node_modules/node/bin/node
 TSC := $(NODE) node_modules/typescript/bin/tsc
 TEST_FILES := $(shell find src test -name '*.test.ts' | sort)
 
-.PHONY: deps native run test typecheck bench clean
+.PHONY: deps native guest run test typecheck bench clean
 
 deps:
 	@sh scripts/deps.sh
-	@$(MAKE) --no-print-directory native
+	@$(MAKE) --no-print-directory native guest
 
 # Small C helpers for what Node cannot do itself (namespaces for the whole process, pivot_root).
 native: build/bali-enter build/krd-shim
@@ -19,6 +19,26 @@ build/bali-enter: native/bali-enter.c
 build/krd-shim: native/krd-shim.c
 	@mkdir -p build
 	gcc -O2 -Wall -Wextra -o $@ $< -lutil
+
+# cradle's guest side: static, because the initramfs carries no libc.
+build/krd-shim.static: native/krd-shim.c
+	@mkdir -p build
+	gcc -O2 -Wall -Wextra -static -o $@ $< -lutil
+
+build/cradle-init: native/cradle-init.c
+	@mkdir -p build
+	gcc -O2 -Wall -Wextra -static -o $@ $<
+
+build/cradle-bare-init: native/cradle-bare-init.c
+	@mkdir -p build
+	gcc -O2 -Wall -Wextra -static -o $@ $<
+
+# Guest assets (kernel, initramfs): rebuilt when the init, the shim, the script or the kernel package change.
+KERNEL_PKG_STAMP := /var/lib/dpkg/info/linux-image-cloud-amd64.list
+guest: .cache/cradle/assets.json
+
+.cache/cradle/assets.json: scripts/guest-assets.sh build/cradle-init build/cradle-bare-init build/krd-shim.static $(wildcard $(KERNEL_PKG_STAMP))
+	@sh scripts/guest-assets.sh .cache/cradle
 
 run: deps
 	@$(NODE) --no-warnings scripts/demo.ts
