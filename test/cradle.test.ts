@@ -1,0 +1,139 @@
+// cradle end to end: real qemu microVMs (KVM when usable, else TCG — printed), the real guest
+// assets, images from a docker archive and a signed bali file. The VM tests run concurrently:
+// under TCG a boot takes seconds, not milliseconds.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { buildImage, type EntrySpec } from './kit/build-image.ts';
+import { keyFromSecretString } from '../src/bali/keys.ts';
+import { encodeKeyString } from '../src/bali/key-string.ts';
+import { packImage } from '../src/bali/pack.ts';
+
+const repo = path.resolve(import.meta.dirname, '..');
+const cradle = path.join(repo, 'node_modules', '.bin', 'cradle');
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kraud-cradle-'));
+const env = { PATH: '/usr/bin:/bin', HOME: work, KRAUD_CRADLE_CACHE: path.join(work, 'cache'), ...(process.env.KRAUD_ACCEL ? { KRAUD_ACCEL: process.env.KRAUD_ACCEL } : {}) };
+const key = keyFromSecretString(encodeKeyString('secret', new Uint8Array(randomBytes(32))));
+const archive = path.join(work, 'img', 'image.docker.tar');
+const baliFile = path.join(work, 'image.tar.gz');
+const tampered = path.join(work, 'tampered.tar.gz');
+
+function run(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cradle, args, { env });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('exit', (code) => resolve({ code, out, err }));
+  });
+}
+
+/** The accelerator line of `cradle run --timings`, printed so the test log says what was used. */
+function accelOf(err: string): string {
+  const m = /^accel: (kvm|tcg)$/m.exec(err);
+  assert.ok(m, `no accel line in: ${err}`);
+  console.log(`# cradle accelerator: ${m[1]}`);
+  return m[1];
+}
+
+before(async () => {
+  const busybox = fs.readFileSync('/bin/busybox');
+  const applets = ['sh', 'echo', 'cat', 'nc', 'httpd', 'wget', 'sleep', 'id', 'hostname', 'mkdir'];
+  const entries: EntrySpec[] = [
+    { type: 'dir', path: './' },
+    { type: 'dir', path: 'bin/' },
+    { type: 'file', path: 'bin/busybox', content: busybox, mode: 0o755 },
+    ...applets.map((a): EntrySpec => ({ type: 'symlink', path: `bin/${a}`, target: 'busybox' })),
+    { type: 'dir', path: 'etc/' },
+    { type: 'file', path: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n' },
+    { type: 'file', path: 'etc/group', content: 'root:x:0:\nuser:x:1000:\n' },
+    { type: 'dir', path: 'www/' },
+    { type: 'file', path: 'www/index.html', content: 'served over the pod localhost\n' },
+    { type: 'dir', path: 'tmp/', mode: 0o1777 },
+  ];
+  const config = { Entrypoint: ['/bin/sh', '-c'], Cmd: ['echo hello from the pod; id -u; exit 7'], Env: ['PATH=/bin'], User: 'user' };
+  const built = await buildImage(path.join(work, 'img'), [{ entries }], { config });
+  await packImage(built.image, baliFile, key);
+  const bytes = fs.readFileSync(baliFile);
+  bytes[bytes.length >> 1] ^= 0x20;
+  fs.writeFileSync(tampered, bytes);
+});
+
+after(() => fs.rmSync(work, { recursive: true, force: true }));
+
+describe('cradle', { concurrency: true }, () => {
+  test('summon + run of a busybox docker archive: its output on stdout, its exit code, its USER', async () => {
+    const dir = path.join(work, 'vm-one');
+    const s = await run(['summon', dir, archive, '--mem', '128m']);
+    assert.equal(s.code, 0, s.err);
+    const r = await run(['run', dir, '--timings']);
+    accelOf(r.err);
+    assert.equal(r.out, 'hello from the pod\n1000\n');
+    assert.equal(r.code, 7, r.err);
+    for (const p of ['qemu spawned', 'kernel entered', 'init started', 'disks ready', "container exec'd", 'first output', 'total']) assert.match(r.err, new RegExp(`^${p}: \\d+ ms$`, 'm'));
+  });
+
+  test('a pod of two containers from a signed bali file talks over localhost; -e applies', async () => {
+    const dir = path.join(work, 'vm-two');
+    const pod = path.join(work, 'pod.json');
+    fs.writeFileSync(
+      pod,
+      JSON.stringify({
+        containers: [
+          { name: 'client', cmd: ['for i in $(seq 1 100); do wget -q -O - http://127.0.0.1:8080/index.html && echo "$GREETING" && exit 0; sleep 0.1; done; exit 1'] },
+          { name: 'server', user: 'root', cmd: ['exec httpd -f -p 127.0.0.1:8080 -h /www'] },
+        ],
+      }),
+    );
+    const s = await run(['summon', dir, baliFile, '--identity', key.identity, '--pod', pod, '-e', 'GREETING=both sides agree']);
+    assert.equal(s.code, 0, s.err);
+    const r = await run(['run', dir, '--timings']);
+    accelOf(r.err);
+    assert.equal(r.out, 'served over the pod localhost\nboth sides agree\n', r.err);
+    assert.equal(r.code, 0, r.err);
+  });
+
+  test('bad input: one line, non-zero exit, no VM directory left behind', async () => {
+    const cases: [string[], number, RegExp][] = [
+      [['summon', path.join(work, 'bad1'), path.join(work, 'missing.tar')], 1, /missing\.tar: no such file/],
+      [['summon', path.join(work, 'bad2'), archive, '--bogus'], 2, /Unknown option '--bogus'/],
+      [['summon', path.join(work, 'bad3'), tampered, '--identity', key.identity], 1, /bad signature|corrupt/],
+      [['summon', path.join(work, 'bad4'), baliFile], 1, /no trusted identity|untrusted/],
+      [['summon', path.join(work, 'bad5'), archive, '--mem', '12x'], 1, /invalid memory size/],
+      [['run', path.join(work, 'bad6')], 1, /not a cradle VM directory/],
+    ];
+    await Promise.all(
+      cases.map(async ([args, code, msg]) => {
+        const r = await run(args);
+        assert.equal(r.code, code, `${args.join(' ')}: ${r.err}`);
+        assert.match(r.err, msg);
+        assert.equal(r.err.trim().split('\n')[0].startsWith('cradle: '), true, r.err);
+        if (code === 1) assert.equal(r.err.trim().split('\n').length, 1, r.err);
+        assert.equal(fs.existsSync(args[1]), false, `${args[1]} was left behind`);
+      }),
+    );
+  });
+
+  test('guest assets are reproducible: two builds give the same bytes', async () => {
+    const dirs = [path.join(work, 'assets-a'), path.join(work, 'assets-b')];
+    await Promise.all(
+      dirs.map(
+        (d) =>
+          new Promise<void>((resolve, reject) => {
+            const c = spawn('sh', [path.join(repo, 'scripts/guest-assets.sh'), d], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
+            c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`guest-assets.sh exited ${code}`))));
+          }),
+      ),
+    );
+    const [a, b] = dirs.map((d) => JSON.parse(fs.readFileSync(path.join(d, 'assets.json'), 'utf8')) as Record<string, string>);
+    assert.match(a['initramfs.cpio'], /^sha256:[0-9a-f]{64}$/);
+    assert.deepEqual(a, b);
+    const shipped = JSON.parse(fs.readFileSync(path.join(repo, '.cache/cradle/assets.json'), 'utf8')) as Record<string, string>;
+    assert.deepEqual(a, shipped, 'make guest is out of date, or the build is not reproducible');
+  });
+});
