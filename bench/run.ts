@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { formatRow, header, type Row } from './lib.ts';
 import { benchBuild } from './build.bench.ts';
+import { benchCradle } from './cradle.bench.ts';
 import { benchFlatten } from './flatten.bench.ts';
 import { benchKrd } from './krd.bench.ts';
 import { benchPull } from './pull.bench.ts';
@@ -22,6 +23,7 @@ try {
     ['run', benchRun],
     ['build', benchBuild],
     ['krd', benchKrd],
+    ['cradle', benchCradle],
   ];
   for (const [name, fn] of benches) {
     if (only && only !== name) continue;
