@@ -1,8 +1,9 @@
 // krd container lifecycle with the real docker 28 CLI: events, start again, restart policies,
 // pause/unpause, rename, prune, detach keys, HostConfig limits.
-import { test, before, after } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { startKrd } from './kit/krd.ts';
 import { startKrdWithImage, stopKrdFixture, type KrdFixture } from './kit/krd-image.ts';
 
 let f: KrdFixture;
@@ -10,37 +11,182 @@ let f: KrdFixture;
 before(async () => {
   f = await startKrdWithImage('kraud-krd-life-', { Cmd: ['sh'], Labels: { 'org.example.kit': 'life' } });
   // pull once, so the tests below run concurrently against a present image
-  assert.equal(f.krd.docker(['pull', '-q', f.img]).code, 0);
+  const pull = f.krd.docker(['pull', '-q', f.img]);
+  assert.equal(pull.code, 0, pull.stderr);
 });
 
 after(() => stopKrdFixture(f ?? {}));
 
 const stamp = () => (Date.now() / 1000).toFixed(3);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-test('docker events: since/until replay with filters, live stream, image events', async () => {
-  const { krd, img } = f;
-  const since = stamp();
-  const run = krd.docker(['run', '--name', 'ev1', '-l', 'ev=yes', img, 'sh', '-c', 'exit 3']);
-  assert.equal(run.code, 3, run.stderr);
-  assert.equal(krd.docker(['rm', 'ev1']).code, 0);
-  assert.equal(krd.docker(['tag', img, 'evtag:one']).code, 0);
-  const until = stamp();
-  const replay = krd.docker(['events', '--since', since, '--until', until, '--filter', 'container=ev1', '--format', '{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{index .Actor.Attributes "exitCode"}}']);
-  assert.equal(replay.code, 0, replay.stderr);
-  assert.deepEqual(replay.stdout.trim().split('\n').map((l) => l.trimEnd()), ['container create ev1', 'container attach ev1', 'container start ev1', 'container die ev1 3', 'container destroy ev1']);
-  const byLabel = krd.docker(['events', '--since', since, '--until', until, '--filter', 'label=ev=yes', '--filter', 'event=die', '--format', '{{.Action}}']);
-  assert.equal(byLabel.stdout.trim(), 'die');
-  const images = krd.docker(['events', '--since', since, '--until', until, '--filter', 'type=image', '--format', '{{.Action}} {{.Actor.Attributes.name}}']);
-  assert.equal(images.stdout.trim(), 'tag evtag:one');
-  // live: a subscriber sees a start as it happens
-  const live = spawn('docker', ['events', '--filter', 'event=start', '--filter', 'container=ev2', '--format', '{{.Action}} {{.Actor.Attributes.name}}'], { env: krd.env });
-  let out = '';
-  live.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  await new Promise((r) => setTimeout(r, 300));
-  assert.equal(krd.docker(['run', '-d', '--name', 'ev2', img, 'true']).code, 0);
+/** docker inspect --format, trimmed. */
+function inspect(name: string, format: string): string {
+  return f.krd.docker(['inspect', '--format', format, name]).stdout.trim();
+}
+
+/** Polls until check() returns a truthy value (10 s at most). */
+async function eventually<T>(what: string, check: () => T | undefined | false): Promise<T> {
   const deadline = Date.now() + 10_000;
-  while (!out.includes('\n') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  live.kill();
-  assert.equal(out.trim(), 'start ev2');
-  assert.equal(krd.docker(['rm', '-f', 'ev2']).code, 0);
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('krd lifecycle', { concurrency: true }, () => {
+  test('docker events: since/until replay with filters, live stream, image events', async () => {
+    const { krd, img } = f;
+    const since = stamp();
+    const run = krd.docker(['run', '--name', 'ev1', '-l', 'ev=yes', img, 'sh', '-c', 'exit 3']);
+    assert.equal(run.code, 3, run.stderr);
+    assert.equal(krd.docker(['rm', 'ev1']).code, 0);
+    assert.equal(krd.docker(['tag', img, 'evtag:one']).code, 0);
+    const until = stamp();
+    const fmt = '{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{index .Actor.Attributes "exitCode"}}';
+    const replay = krd.docker(['events', '--since', since, '--until', until, '--filter', 'container=ev1', '--format', fmt]);
+    assert.equal(replay.code, 0, replay.stderr);
+    assert.deepEqual(replay.stdout.trim().split('\n').map((l) => l.trimEnd()), ['container create ev1', 'container attach ev1', 'container start ev1', 'container die ev1 3', 'container destroy ev1']);
+    const byLabel = krd.docker(['events', '--since', since, '--until', until, '--filter', 'label=ev=yes', '--filter', 'event=die', '--format', '{{.Action}}']);
+    assert.equal(byLabel.stdout.trim(), 'die');
+    const images = krd.docker(['events', '--since', since, '--until', until, '--filter', 'type=image', '--filter', 'image=evtag:one', '--format', '{{.Action}} {{.Actor.Attributes.name}}']);
+    assert.equal(images.stdout.trim(), 'tag evtag:one');
+    // live: a subscriber sees a start as it happens
+    const live = spawn('docker', ['events', '--filter', 'event=start', '--filter', 'container=ev2', '--format', '{{.Action}} {{.Actor.Attributes.name}}'], { env: krd.env });
+    let out = '';
+    live.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await sleep(300);
+    assert.equal(krd.docker(['run', '-d', '--name', 'ev2', img, 'true']).code, 0);
+    await eventually('the live start event', () => out.includes('\n')).finally(() => live.kill());
+    assert.equal(out.trim(), 'start ev2');
+    assert.equal(krd.docker(['rm', '-f', 'ev2']).code, 0);
+  });
+
+  test('docker start of an exited container keeps its file changes and appends to its logs', () => {
+    const { krd, img } = f;
+    const first = krd.docker(['run', '--name', 'st1', img, 'sh', '-c', 'cat /f 2>/dev/null; echo x >> /f; echo run']);
+    assert.equal(first.stdout, 'run\n', first.stderr);
+    const again = krd.docker(['start', '-a', 'st1']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stdout, 'x\nrun\n');
+    assert.equal(krd.docker(['start', 'st1']).code, 0);
+    assert.equal(krd.docker(['wait', 'st1']).stdout.trim(), '0');
+    assert.equal(krd.docker(['logs', 'st1']).stdout, 'run\nx\nrun\nx\nx\nrun\n');
+    assert.equal(krd.docker(['rm', 'st1']).code, 0);
+  });
+
+  test('docker restart: stop with a timeout, then the same container runs again', async () => {
+    const { krd, img } = f;
+    assert.equal(krd.docker(['run', '-d', '--name', 'rs1', img, 'sh', '-c', 'echo started; exec sleep 60']).code, 0);
+    const started = inspect('rs1', '{{.State.StartedAt}}');
+    const since = stamp();
+    const r = krd.docker(['restart', '-t', '1', 'rs1']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(inspect('rs1', '{{.State.Status}} {{.RestartCount}}'), 'running 0');
+    assert.notEqual(inspect('rs1', '{{.State.StartedAt}}'), started);
+    await eventually('two starts in the log', () => krd.docker(['logs', 'rs1']).stdout === 'started\nstarted\n');
+    const ev = krd.docker(['events', '--since', since, '--until', stamp(), '--filter', 'container=rs1', '--format', '{{.Action}}']);
+    assert.deepEqual(ev.stdout.trim().split('\n'), ['kill', 'die', 'stop', 'start', 'restart']);
+    assert.equal(krd.docker(['rm', '-f', 'rs1']).code, 0);
+  });
+
+  test('--restart on-failure:2 restarts twice, then stays exited; RestartCount in inspect', async () => {
+    const { krd, img } = f;
+    assert.equal(krd.docker(['run', '-d', '--restart', 'on-failure:2', '--name', 'of1', img, 'sh', '-c', 'echo try; exit 1']).code, 0);
+    await eventually('on-failure to give up', () => inspect('of1', '{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}') === 'exited 2 1');
+    assert.equal(krd.docker(['logs', 'of1']).stdout, 'try\ntry\ntry\n');
+    assert.equal(inspect('of1', '{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}'), 'on-failure:2');
+    const bad = krd.docker(['create', '--restart', 'sometimes', img]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /invalid restart policy/);
+    assert.equal(krd.docker(['rm', 'of1']).code, 0);
+  });
+
+  test('--restart always keeps it going with a growing delay (ps: Restarting); a manual stop ends it', async () => {
+    const { krd, img } = f;
+    assert.equal(krd.docker(['run', '-d', '--restart', 'always', '--name', 'al1', img, 'sh', '-c', 'echo tick; exit 1']).code, 0);
+    // the delay doubles from 100 ms: after a few restarts it is long enough to see
+    await eventually('ps to show Restarting', () => /^Restarting \(1\) .* ago$/.test(krd.docker(['ps', '--filter', 'name=al1', '--format', '{{.Status}}']).stdout.trim()));
+    assert.equal(inspect('al1', '{{.State.Restarting}} {{.State.Running}}'), 'true true');
+    assert.ok(Number(inspect('al1', '{{.RestartCount}}')) >= 3);
+    const rm = krd.docker(['rm', 'al1']);
+    assert.notEqual(rm.code, 0);
+    assert.equal(krd.docker(['stop', 'al1']).code, 0);
+    const count = inspect('al1', '{{.RestartCount}}');
+    assert.equal(inspect('al1', '{{.State.Status}}'), 'exited');
+    await sleep(2000);
+    assert.equal(inspect('al1', '{{.State.Status}} {{.RestartCount}}'), `exited ${count}`);
+    // docker start turns the policy on again and counts from zero
+    assert.equal(krd.docker(['start', 'al1']).code, 0);
+    await eventually('a restart after docker start', () => Number(inspect('al1', '{{.RestartCount}}')) >= 1);
+    assert.equal(krd.docker(['rm', '-f', 'al1']).code, 0);
+  });
+
+  test('pause/unpause: a counter stops advancing while paused; stop and rm -f of a paused container', async () => {
+    const { krd, img } = f;
+    assert.equal(krd.docker(['run', '-d', '--name', 'pz1', img, 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done']).code, 0);
+    await eventually('output', () => krd.docker(['logs', 'pz1']).stdout.length > 0);
+    assert.equal(krd.docker(['pause', 'pz1']).code, 0);
+    assert.equal(inspect('pz1', '{{.State.Status}} {{.State.Paused}} {{.State.Running}}'), 'paused true true');
+    assert.match(krd.docker(['ps', '--filter', 'name=pz1', '--format', '{{.Status}}']).stdout, /^Up .* \(Paused\)$/m);
+    const frozen = krd.docker(['logs', 'pz1']).stdout;
+    await sleep(500);
+    assert.equal(krd.docker(['logs', 'pz1']).stdout, frozen);
+    assert.match(krd.docker(['pause', 'pz1']).stderr, /is already paused/);
+    assert.match(krd.docker(['exec', 'pz1', 'true']).stderr, /is paused/);
+    assert.equal(krd.docker(['unpause', 'pz1']).code, 0);
+    await eventually('the counter to advance', () => krd.docker(['logs', 'pz1']).stdout.length > frozen.length);
+    assert.equal(krd.docker(['pause', 'pz1']).code, 0);
+    const stop = krd.docker(['stop', '-t', '1', 'pz1']);
+    assert.equal(stop.code, 0, stop.stderr);
+    // sh as PID 1 ignores SIGTERM: the SIGKILL after the timeout ends it, once thawed
+    assert.equal(inspect('pz1', '{{.State.Status}} {{.State.ExitCode}}'), 'exited 137');
+    assert.equal(krd.docker(['start', 'pz1']).code, 0);
+    assert.equal(krd.docker(['pause', 'pz1']).code, 0);
+    assert.match(krd.docker(['rm', 'pz1']).stderr, /paused/);
+    assert.equal(krd.docker(['rm', '-f', 'pz1']).code, 0);
+  });
+
+  test('rename, and container prune with label and until filters', () => {
+    const { krd, img } = f;
+    assert.equal(krd.docker(['create', '--name', 'rn1', '-l', 'prune=me', img, 'true']).code, 0);
+    assert.equal(krd.docker(['create', '--name', 'rn2', img, 'true']).code, 0);
+    assert.match(krd.docker(['rename', 'rn1', 'rn2']).stderr, /already in use/);
+    assert.equal(krd.docker(['rename', 'rn1', 'rn3']).code, 0);
+    assert.equal(inspect('rn3', '{{.Name}}'), '/rn3');
+    assert.notEqual(krd.docker(['inspect', 'rn1']).code, 0);
+    const none = krd.docker(['container', 'prune', '-f', '--filter', 'until=1h']);
+    assert.equal(none.code, 0, none.stderr);
+    assert.equal(inspect('rn3', '{{.Name}}'), '/rn3');
+    const pruned = krd.docker(['container', 'prune', '-f', '--filter', 'label=prune=me']);
+    assert.equal(pruned.code, 0, pruned.stderr);
+    const id = pruned.stdout.split('\n').find((l) => /^[0-9a-f]{64}$/.test(l));
+    assert.ok(id, pruned.stdout);
+    assert.notEqual(krd.docker(['inspect', 'rn3']).code, 0);
+    assert.equal(krd.docker(['rm', 'rn2']).code, 0);
+  });
+});
+
+describe('krd restarted: restart policies', () => {
+  test('after kill -9 of krd, an `always` container that exited meanwhile runs again; a stopped unless-stopped one does not', async () => {
+    const { img } = f;
+    let krd = f.krd;
+    assert.equal(krd.docker(['run', '-d', '--restart', 'always', '--name', 'kr1', img, 'sh', '-c', 'echo up; exec sleep 60']).code, 0);
+    assert.equal(krd.docker(['run', '-d', '--restart', 'unless-stopped', '--name', 'kr2', img, 'sleep', '60']).code, 0);
+    assert.equal(krd.docker(['stop', '-t', '0', 'kr2']).code, 0);
+    const pid = Number(inspect('kr1', '{{.State.Pid}}'));
+    assert.ok(pid > 0);
+    await krd.kill9();
+    process.kill(pid, 'SIGKILL'); // it dies while krd is away
+    await sleep(200);
+    const again = await startKrd({ socket: krd.socket, dataRoot: krd.dataRoot });
+    await krd.stop(true);
+    f.krd = krd = again;
+    await eventually('kr1 running again', () => inspect('kr1', '{{.State.Status}}') === 'running');
+    await eventually('a second "up" in the log', () => krd.docker(['logs', 'kr1']).stdout === 'up\nup\n');
+    assert.equal(inspect('kr2', '{{.State.Status}}'), 'exited');
+    assert.equal(krd.docker(['rm', '-f', 'kr1', 'kr2']).code, 0);
+  });
 });

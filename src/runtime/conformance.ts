@@ -260,6 +260,47 @@ export function runtimeConformance(name: string, makeRuntime: (stateDir: string)
       await c.delete();
     });
 
+    test('recreate: the main process runs again with the rootfs changes kept, logs appended', async () => {
+      const s = spec(['/bin/sh', '-c', 'cat /run-count 2>/dev/null || echo none; echo again >> /run-count; exit 4']);
+      const first = await run(s);
+      assert.equal(first.out, 'none\n');
+      await assert.rejects(first.c.start(), { kind: 'conflict' });
+      // as after a daemon restart: another runtime object on the same state dir
+      const c = await (await makeRuntime(stateDir)).reattach(s.id);
+      await c.recreate();
+      assert.equal((await c.state()).status, 'created');
+      const io = await c.attach();
+      await c.start();
+      const [out, exit] = await Promise.all([collect(io.stdout), c.wait()]);
+      assert.equal(out, 'again\n');
+      assert.equal(exit.exitCode, 4);
+      const logged = [];
+      for await (const e of c.logs()) logged.push(e.data.toString());
+      assert.deepEqual(logged, ['none\n', 'again\n']);
+      await assert.rejects(rt.create(s), { kind: 'conflict' });
+      await c.delete();
+    });
+
+    test('pause freezes every process until resume; a paused container can be deleted', async () => {
+      const c = await rt.create(spec(['/bin/sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i; busybox sleep 0.05; done']));
+      await c.start();
+      const count = async () => {
+        let n = 0;
+        for await (const e of c.logs()) n = Number(e.data.toString().trim());
+        return n;
+      };
+      await new Promise((r) => setTimeout(r, 200));
+      await c.pause();
+      const frozen = await count();
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(await count(), frozen);
+      await c.resume();
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok((await count()) > frozen);
+      await c.pause();
+      await c.delete({ force: true });
+    });
+
     test('logs follow ends when the container exits', async () => {
       const c = await rt.create(spec(['/bin/sh', '-c', 'echo a; busybox sleep 0.3; echo b']));
       await c.start();

@@ -149,6 +149,15 @@ export interface RuntimeProcess {
 }
 
 export interface Container extends RuntimeProcess {
+  /**
+   * After the main process exited: sets up a new one from the same spec, waiting for start() as
+   * after create (attach first to see all of its output). The rootfs keeps its changes (same
+   * upper layer), the log is appended to. docker start of an exited container, restart policies.
+   */
+  recreate(): Promise<void>;
+  /** Freezes every process of the container (docker pause); signals wait until resume. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
   exec(id: string, spec: ExecSpec): Promise<RuntimeProcess>;
   /** The main process's output as kept on disk, with time stamps per stream. */
   logs(opts?: LogOptions): AsyncIterable<LogEntry>;

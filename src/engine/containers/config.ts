@@ -4,6 +4,7 @@ import { withDefaultPath } from '../../image/container-env.ts';
 import { KrError } from '../../util/errors.ts';
 import { mergeHealthcheck, type Healthcheck } from '../health/config.ts';
 import type { ContainerConfig as ImageConfig } from '../../image/types.ts';
+import { parseRestartPolicy, type RestartPolicy } from './restart-policy.ts';
 
 export interface ContainerConfig {
   Hostname: string;
@@ -31,6 +32,7 @@ export interface HostConfig {
   Init: boolean | null;
   Memory: number;
   NetworkMode: string;
+  RestartPolicy: RestartPolicy;
 }
 
 function obj(v: unknown, what: string): Record<string, unknown> {
@@ -126,6 +128,7 @@ export function parseCreate(body: unknown, image: ImageConfig): CreateRequest {
       Init: (init as boolean | null | undefined) ?? null,
       Memory: memory,
       NetworkMode: str(h, 'NetworkMode') || 'none',
+      RestartPolicy: parseRestartPolicy(h.RestartPolicy, bool(h, 'AutoRemove')),
     },
   };
 }

@@ -21,6 +21,9 @@ export interface ContainerRow {
   host_config: string;
   /** JSON of docker's State.Health (health/monitor.ts), null without a healthcheck. */
   health?: string | null;
+  restart_count: number;
+  /** 1 once docker stop (or a kill with SIGKILL / the stop signal) ended it: no policy restarts. */
+  manually_stopped: number;
 }
 
 /** A row with its JSON columns parsed. */
@@ -41,7 +44,7 @@ export class ContainerRecords {
     this.state = state;
   }
 
-  insert(r: ContainerRecord): void {
+  insert(r: Omit<ContainerRecord, 'restart_count' | 'manually_stopped'>): void {
     this.state.db
       .prepare('INSERT INTO containers (id, name, image_id, image_ref, state, created, runtime, config, host_config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(r.id, r.name, r.image_id, r.image_ref, r.state, r.created, r.runtime, JSON.stringify(r.config), JSON.stringify(r.hostConfig));
@@ -75,6 +78,29 @@ export class ContainerRecords {
 
   setHealth(id: string, health: object): void {
     this.state.db.prepare('UPDATE containers SET health = ? WHERE id = ?').run(JSON.stringify(health), id);
+  }
+
+  /** Exited, to be started again by its restart policy: one more restart counted. */
+  markRestarting(id: string, exitCode: number, finished: number): void {
+    this.state.db.prepare("UPDATE containers SET state = 'restarting', pid = NULL, exit_code = ?, finished = ?, restart_count = restart_count + 1 WHERE id = ?").run(exitCode, finished, id);
+  }
+
+  /** running ⇄ paused. */
+  setPaused(id: string, paused: boolean): void {
+    this.state.db.prepare('UPDATE containers SET state = ? WHERE id = ?').run(paused ? 'paused' : 'running', id);
+  }
+
+  setManuallyStopped(id: string, stopped: boolean): void {
+    this.state.db.prepare('UPDATE containers SET manually_stopped = ? WHERE id = ?').run(stopped ? 1 : 0, id);
+  }
+
+  /** A start asked for by the user (or krd coming up): the policy counts from zero again. */
+  resetRestarts(id: string): void {
+    this.state.db.prepare('UPDATE containers SET restart_count = 0, manually_stopped = 0 WHERE id = ?').run(id);
+  }
+
+  rename(id: string, name: string): void {
+    this.state.db.prepare('UPDATE containers SET name = ? WHERE id = ?').run(name, id);
   }
 
   remove(id: string): void {

@@ -13,6 +13,8 @@ import { commandOf, parseBind, parseCreate } from './config.ts';
 import { checkName, generateName } from './names.ts';
 import { ContainerRecords, type ContainerRecord } from './records.ts';
 import { inspectView, listView, matchesFilters } from './views.ts';
+import { pruneFilter } from './prune.ts';
+import { restartDelay, startsWithDaemon } from './restart-policy.ts';
 
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
 
@@ -25,6 +27,11 @@ export class ContainerService {
   /** Started containers whose exit is being watched: resolves once the record says exited. */
   private readonly watchers = new Map<string, Promise<void>>();
   private readonly removing = new Map<string, Promise<void>>();
+  /** Starts under way (user or policy), so a stop or a second start waits for them. */
+  private readonly starting = new Map<string, Promise<void>>();
+  /** Policy restarts waiting out their delay, and the last delay per container (the back-off). */
+  private readonly pendingRestarts = new Map<string, NodeJS.Timeout>();
+  private readonly restartDelays = new Map<string, number>();
 
   constructor(state: StateDb, images: ImageService, runtime: Runtime, bus: EventService) {
     this.records = new ContainerRecords(state);
@@ -34,20 +41,46 @@ export class ContainerService {
     this.transitions.setMaxListeners(0);
   }
 
-  /** After a (re)start of krd: watch what still runs, record what exited meanwhile. */
+  /**
+   * After a (re)start of krd: watch what still runs; record what exited meanwhile; start what the
+   * restart policies say (docker's daemon-startup rules, see restart-policy.ts).
+   */
   async recover(): Promise<void> {
+    const starts: Promise<void>[] = [];
+    const startLater = (r: ContainerRecord) => {
+      this.records.resetRestarts(r.id);
+      starts.push(this.run(r.id).catch(() => this.records.markExited(r.id, r.exit_code ?? 255, Date.now())));
+    };
     for (const r of this.records.all()) {
-      if (r.state !== 'running' && r.state !== 'created') continue;
+      const policy = r.hostConfig.RestartPolicy;
+      if (r.state === 'restarting') {
+        starts.push(this.policyRestart(r.id)); // krd died during the back-off
+        continue;
+      }
+      if (r.state === 'exited') {
+        if (startsWithDaemon(policy, r.exit_code ?? 0, !!r.manually_stopped)) startLater(r);
+        continue;
+      }
+      if (r.state !== 'running' && r.state !== 'created' && r.state !== 'paused') continue;
       const c = await this.runtime.reattach(r.id).catch(() => null);
       const st = c ? await c.state().catch(() => null) : null;
       if (!c || !st) {
-        if (r.state === 'running') this.records.markExited(r.id, 255, Date.now());
+        if (r.state !== 'created') this.records.markExited(r.id, 255, Date.now());
         continue;
       }
       if (st.status === 'created') continue;
+      if (st.status === 'exited' && r.state !== 'created') {
+        // it ended while krd was away
+        const code = st.exit?.exitCode ?? 255;
+        this.records.markExited(r.id, code, st.exit?.finishedAt.getTime() || Date.now());
+        this.event(r, 'die', { exitCode: String(code) });
+        if (startsWithDaemon(policy, code, !!r.manually_stopped)) startLater(r);
+        continue;
+      }
       if (r.state === 'created') this.records.markRunning(r.id, st.pid ?? null, Date.now());
       this.watch(r.id, c);
     }
+    await Promise.all(starts);
   }
 
   /** A container event as dockerd logs it: labels, image and name, plus the action's own attributes. */
@@ -123,18 +156,39 @@ export class ContainerService {
     return { Id: id, Warnings: [] };
   }
 
-  /** false when it was already running (docker's 304). */
+  /** false when it was already running (docker's 304). A start by the user resets the restart policy. */
   async start(ref: string): Promise<boolean> {
     const r = this.resolve(ref);
-    if (r.state === 'running') return false;
-    if (r.state !== 'created') throw new KrError('conflict', `container ${r.id} has already run; starting it again is not supported yet`);
-    const c = await this.runtime.reattach(r.id);
-    await c.start();
-    const st = await c.state();
-    this.records.markRunning(r.id, st.pid ?? null, Date.now());
-    this.watch(r.id, c);
-    this.event(r, 'start');
+    const inFlight = this.starting.get(r.id);
+    if (inFlight) {
+      await inFlight.catch(() => undefined);
+      return false;
+    }
+    if (r.state === 'paused') throw new KrError('conflict', 'cannot start a paused container, try unpause instead');
+    if (r.state === 'running' || r.state === 'restarting') return false;
+    this.records.resetRestarts(r.id);
+    this.restartDelays.delete(r.id);
+    await this.run(r.id);
     return true;
+  }
+
+  /** Starts the main process: once more (same rootfs, log appended) when it has run before. */
+  private run(id: string): Promise<void> {
+    const p = (async () => {
+      const c = await this.runtime.reattach(id);
+      const st = await c.state();
+      // exited: a fresh process; created: never started, or prepared by an attach (docker start -a)
+      if (st.status === 'exited') await c.recreate();
+      else if (st.status === 'running') throw new KrError('conflict', `container ${id} is already running`);
+      await c.start();
+      const now = await c.state();
+      this.records.markRunning(id, now.pid ?? null, Date.now());
+      this.watch(id, c);
+      const r = this.records.get(id);
+      if (r) this.event(r, 'start');
+    })().finally(() => this.starting.delete(id));
+    this.starting.set(id, p);
+    return p;
   }
 
   private watch(id: string, c: Container): void {
@@ -144,22 +198,52 @@ export class ContainerService {
       .then((exit) => ({ code: exit.exitCode, at: exit.finishedAt.getTime() }))
       .catch(() => ({ code: 255, at: Date.now() }))
       .then(async ({ code, at }) => {
-        const finished = Number.isFinite(at) ? at : Date.now();
-        this.records.markExited(id, code, finished);
         this.watchers.delete(id);
-        const r = this.records.get(id);
-        if (r) this.event(r, 'die', { exitCode: String(code), execDuration: String(Math.max(0, Math.floor((finished - (r.started ?? finished)) / 1000))) });
-        this.transitions.emit(`exit:${id}`, code);
-        if (this.records.get(id)?.hostConfig.AutoRemove) await this.removeNow(id).catch(() => undefined);
+        await this.exited(id, code, Number.isFinite(at) ? at : Date.now());
       });
     this.watchers.set(id, done);
+  }
+
+  /** An exit: recorded, then the restart policy decides (restarting, back-off) or AutoRemove. */
+  private async exited(id: string, code: number, finished: number): Promise<void> {
+    const r = this.records.get(id);
+    if (!r) return;
+    const delay = restartDelay(r.hostConfig.RestartPolicy, { code, ranMs: finished - (r.started ?? finished) }, { restartCount: r.restart_count, manuallyStopped: !!r.manually_stopped, lastDelayMs: this.restartDelays.get(id) });
+    if (delay === null) this.records.markExited(id, code, finished);
+    else this.records.markRestarting(id, code, finished);
+    this.event(r, 'die', { exitCode: String(code), execDuration: String(Math.max(0, Math.floor((finished - (r.started ?? finished)) / 1000))) });
+    this.transitions.emit(`exit:${id}`, code);
+    if (delay !== null) {
+      this.restartDelays.set(id, delay);
+      this.pendingRestarts.set(id, setTimeout(() => void this.policyRestart(id), delay).unref());
+    } else if (r.hostConfig.AutoRemove) {
+      await this.removeNow(id).catch(() => undefined);
+    }
+  }
+
+  /** The restart a policy scheduled (unless a stop or rm came first). */
+  private async policyRestart(id: string): Promise<void> {
+    clearTimeout(this.pendingRestarts.get(id));
+    this.pendingRestarts.delete(id);
+    const r = this.records.get(id);
+    if (!r || r.state !== 'restarting') return;
+    await this.run(id).catch(() => this.records.markExited(id, r.exit_code ?? 255, Date.now()));
+  }
+
+  /** A restarting container whose next start is called off: it stays exited. */
+  private cancelRestart(id: string): void {
+    clearTimeout(this.pendingRestarts.get(id));
+    this.pendingRestarts.delete(id);
+    const r = this.records.get(id);
+    if (r?.state === 'restarting') this.records.markExited(id, r.exit_code ?? 0, r.finished ?? Date.now());
   }
 
   /** Resolves the condition's exit code; throws at once (before any answer) for an unknown container. */
   wait(ref: string, condition: WaitCondition, signal?: AbortSignal): { id: string; done: Promise<number> } {
     const r = this.resolve(ref);
     const event = condition === 'removed' ? `removed:${r.id}` : `exit:${r.id}`;
-    if (condition === 'not-running' && r.state !== 'running') return { id: r.id, done: Promise.resolve(r.exit_code ?? 0) };
+    // as dockerd: a restarting or paused container counts as running
+    if (condition === 'not-running' && !['running', 'restarting', 'paused'].includes(r.state)) return { id: r.id, done: Promise.resolve(r.exit_code ?? 0) };
     const done = new Promise<number>((resolve, reject) => {
       const on = (code: number) => resolve(code);
       this.transitions.once(event, on);
@@ -171,23 +255,51 @@ export class ContainerService {
     return { id: r.id, done };
   }
 
-  async kill(ref: string, signal = 'SIGKILL'): Promise<void> {
+  /** A current record, after any start under way has settled. */
+  private async settled(ref: string): Promise<ContainerRecord> {
     const r = this.resolve(ref);
-    if (r.state !== 'running') throw new KrError('conflict', `Cannot kill container: ${ref}: Container ${r.id} is not running`);
+    await this.starting.get(r.id)?.catch(() => undefined);
+    return this.records.get(r.id) ?? r;
+  }
+
+  async kill(ref: string, signal = 'SIGKILL'): Promise<void> {
+    const r = await this.settled(ref);
+    if (r.state === 'restarting') throw new KrError('conflict', `Cannot kill container: ${ref}: Container ${r.id} is restarting, wait until the container is running`);
+    if (r.state !== 'running' && r.state !== 'paused') throw new KrError('conflict', `Cannot kill container: ${ref}: Container ${r.id} is not running`);
+    const n = signalNumber(signal);
+    // as dockerd: SIGKILL or the stop signal counts as a stop by hand (no policy restart)
+    const final = n === 9 || n === signalNumber(r.config.StopSignal || 'SIGTERM');
+    if (final) this.records.setManuallyStopped(r.id, true);
     const c = await this.runtime.reattach(r.id);
     await c.kill(signal);
-    this.event(r, 'kill', { signal: String(signalNumber(signal)) });
+    this.event(r, 'kill', { signal: String(n) });
+    if (final && r.state === 'paused') await this.thaw(r, c);
+  }
+
+  /** A paused container thawed so a fatal signal takes effect (docker kill/stop/rm -f of a paused one). */
+  private async thaw(r: ContainerRecord, c: Container): Promise<void> {
+    await c.resume();
+    if (this.records.get(r.id)?.state === 'paused') this.records.setPaused(r.id, false);
+    this.event(r, 'unpause');
   }
 
   /** The stop signal, then SIGKILL after `timeout` seconds (-1: never); false if not running (304). */
   async stop(ref: string, timeout?: number, signal?: string): Promise<boolean> {
-    const r = this.resolve(ref);
-    if (r.state !== 'running') return false;
+    const r = await this.settled(ref);
+    if (r.state === 'restarting') {
+      this.records.setManuallyStopped(r.id, true);
+      this.cancelRestart(r.id);
+      this.event(r, 'stop');
+      return true;
+    }
+    if (r.state !== 'running' && r.state !== 'paused') return false;
+    this.records.setManuallyStopped(r.id, true);
     const c = await this.runtime.reattach(r.id);
     this.watch(r.id, c);
     const exited = this.watchers.get(r.id)!;
     const stopSignal = signal || r.config.StopSignal || 'SIGTERM';
     await c.kill(stopSignal).then(() => this.event(r, 'kill', { signal: String(signalNumber(stopSignal)) }), () => undefined);
+    if (r.state === 'paused') await this.thaw(r, c);
     const t = timeout ?? 10;
     if (t >= 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -200,21 +312,86 @@ export class ContainerService {
     return true;
   }
 
-  async remove(ref: string, force: boolean): Promise<void> {
+  /** docker restart: stop (signal, timeout) when running, then start; the policy counts from zero. */
+  async restart(ref: string, timeout?: number, signal?: string): Promise<void> {
+    const r = await this.settled(ref);
+    await this.stop(r.id, timeout, signal);
+    await this.start(r.id);
+    this.event(this.records.get(r.id) ?? r, 'restart');
+  }
+
+  async pause(ref: string): Promise<void> {
+    const r = await this.settled(ref);
+    if (r.state === 'paused') throw new KrError('conflict', `Container ${r.id} is already paused`);
+    if (r.state === 'restarting') throw new KrError('conflict', `Container ${r.id} is restarting, wait until the container is running`);
+    if (r.state !== 'running') throw new KrError('conflict', `Container ${r.id} is not running`);
+    await (await this.runtime.reattach(r.id)).pause();
+    this.records.setPaused(r.id, true);
+    this.event(r, 'pause');
+  }
+
+  async unpause(ref: string): Promise<void> {
     const r = this.resolve(ref);
+    if (r.state !== 'paused') throw new KrError('conflict', `Container ${r.id} is not paused`);
+    await (await this.runtime.reattach(r.id)).resume();
+    this.records.setPaused(r.id, false);
+    this.event(r, 'unpause');
+  }
+
+  rename(ref: string, newName: string): void {
+    const r = this.resolve(ref);
+    if (!newName) throw new KrError('invalid', 'Neither old nor new names may be empty');
+    const name = checkName(newName);
+    if (name === r.name) throw new KrError('invalid', 'Renaming a container with the same name as its current name');
+    const clash = this.records.byName(name);
+    if (clash) throw new KrError('conflict', `Conflict. The container name "/${name}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    try {
+      this.records.rename(r.id, name);
+    } catch (err) {
+      if (/UNIQUE/.test(String(err))) throw new KrError('conflict', `Conflict. The container name "/${name}" is already in use.`);
+      throw err;
+    }
+    this.event({ ...r, name }, 'rename', { oldName: `/${r.name}` });
+  }
+
+  async remove(ref: string, force: boolean): Promise<void> {
+    const r = await this.settled(ref);
     if (r.state === 'running' || r.state === 'paused' || r.state === 'restarting') {
-      if (!force) throw new KrError('conflict', `cannot remove container "/${r.name}": container is running: stop the container before removing or force remove`);
-      const c = await this.runtime.reattach(r.id);
-      this.watch(r.id, c);
-      await killUntilExited(c, this.watchers.get(r.id)!);
+      if (!force) {
+        const why = r.state === 'paused' ? 'container is paused and must be unpaused first' : `container is ${r.state}: stop the container before removing or force remove`;
+        throw new KrError('conflict', `cannot remove container "/${r.name}": ${why}`);
+      }
+      this.records.setManuallyStopped(r.id, true);
+      this.cancelRestart(r.id);
+      if (r.state !== 'restarting') {
+        const c = await this.runtime.reattach(r.id);
+        this.watch(r.id, c);
+        if (r.state === 'paused') await this.thaw(r, c);
+        await killUntilExited(c, this.watchers.get(r.id)!);
+      }
     }
     await this.removeNow(r.id);
+  }
+
+  /** docker container prune: every container that is not running (filters until, label, label!). */
+  async prune(filters: Map<string, string[]>): Promise<{ ContainersDeleted: string[] | null; SpaceReclaimed: number }> {
+    const match = pruneFilter(filters);
+    const deleted: string[] = [];
+    for (const r of this.records.all()) {
+      if (r.state === 'running' || r.state === 'paused' || r.state === 'restarting' || this.starting.has(r.id) || !match(r)) continue;
+      await this.removeNow(r.id);
+      deleted.push(r.id);
+    }
+    this.bus.publish('container', 'prune', '', { reclaimed: '0' });
+    return { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: 0 };
   }
 
   private removeNow(id: string): Promise<void> {
     let p = this.removing.get(id);
     if (!p) {
       p = (async () => {
+        this.cancelRestart(id);
+        this.restartDelays.delete(id);
         const code = this.records.get(id)?.exit_code ?? 0;
         const c = await this.runtime.reattach(id).catch((err) => (isKrError(err, 'not-found') ? null : Promise.reject(err)));
         await c?.delete({ force: true });
@@ -232,7 +409,7 @@ export class ContainerService {
     const now = Date.now();
     return this.records
       .all()
-      .filter((r) => (all || r.state === 'running' || filters.has('status')) && matchesFilters(r, filters))
+      .filter((r) => (all || r.state === 'running' || r.state === 'paused' || r.state === 'restarting' || filters.has('status')) && matchesFilters(r, filters))
       .map((r) => listView(r, now));
   }
 
@@ -250,8 +427,10 @@ export class ContainerService {
 
   /** Live streams of the main process (before start: all of its output). */
   async attach(ref: string): Promise<{ tty: boolean; stdinOnce: boolean; stdio: Stdio }> {
-    const r = this.resolve(ref);
+    const r = await this.settled(ref);
     const c = await this.runtime.reattach(r.id);
+    // docker start -a attaches before it starts: an exited container gets its next process now
+    if (r.state === 'exited' && (await c.state()).status === 'exited') await c.recreate();
     const stdio = await c.attach();
     this.event(r, 'attach');
     return { tty: r.config.Tty, stdinOnce: r.config.StdinOnce, stdio };

@@ -32,6 +32,8 @@ export function statusText(r: ContainerRecord, now = Date.now()): string {
     const shown = !health ? '' : health === 'starting' ? ' (health: starting)' : ` (${health})`;
     return `Up ${humanDuration(now - (r.started ?? now))}${shown}`;
   }
+  if (r.state === 'paused') return `Up ${humanDuration(now - (r.started ?? now))} (Paused)`;
+  if (r.state === 'restarting') return `Restarting (${r.exit_code ?? 0}) ${humanDuration(now - (r.finished ?? now))} ago`;
   if (r.state === 'exited') return `Exited (${r.exit_code ?? 0}) ${humanDuration(now - (r.finished ?? now))} ago`;
   if (r.state === 'created') return 'Created';
   return r.state.charAt(0).toUpperCase() + r.state.slice(1);
@@ -46,12 +48,13 @@ export function inspectView(r: ContainerRecord, extra: { logPath: string }): obj
     Args: args,
     State: {
       Status: r.state,
-      Running: r.state === 'running',
+      // as dockerd: paused and restarting containers count as running
+      Running: r.state === 'running' || r.state === 'paused' || r.state === 'restarting',
       Paused: r.state === 'paused',
       Restarting: r.state === 'restarting',
       OOMKilled: false,
       Dead: r.state === 'dead',
-      Pid: r.state === 'running' ? (r.pid ?? 0) : 0,
+      Pid: r.state === 'running' || r.state === 'paused' ? (r.pid ?? 0) : 0,
       ExitCode: r.exit_code ?? 0,
       Error: '',
       StartedAt: iso(r.started),
@@ -64,7 +67,7 @@ export function inspectView(r: ContainerRecord, extra: { logPath: string }): obj
     HostsPath: '',
     LogPath: extra.logPath,
     Name: `/${r.name}`,
-    RestartCount: 0,
+    RestartCount: r.restart_count ?? 0,
     Driver: 'overlayfs',
     Platform: 'linux',
     MountLabel: '',

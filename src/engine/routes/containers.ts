@@ -63,6 +63,30 @@ export function containerRoutes(router: Router, ctx: EngineContext): void {
     noContent(res, (await svc.stop(params[0], intParam(query, 't'), query.get('signal') || undefined)) ? 204 : 304);
   });
 
+  router.add('POST', new RegExp(`^/containers/${ID}/restart$`), async ({ res, params, query }) => {
+    await svc.restart(params[0], intParam(query, 't'), query.get('signal') || undefined);
+    noContent(res);
+  });
+
+  router.add('POST', new RegExp(`^/containers/${ID}/pause$`), async ({ res, params }) => {
+    await svc.pause(params[0]);
+    noContent(res);
+  });
+
+  router.add('POST', new RegExp(`^/containers/${ID}/unpause$`), async ({ res, params }) => {
+    await svc.unpause(params[0]);
+    noContent(res);
+  });
+
+  router.add('POST', new RegExp(`^/containers/${ID}/rename$`), ({ res, params, query }) => {
+    svc.rename(params[0], query.get('name') ?? '');
+    noContent(res);
+  });
+
+  router.add('POST', /^\/containers\/prune$/, async ({ res, query }) => {
+    json(res, 200, await svc.prune(queryFilters(query)));
+  });
+
   router.add('POST', new RegExp(`^/containers/${ID}/resize$`), async ({ res, params, query }) => {
     await svc.resize(params[0], intParam(query, 'h') ?? 0, intParam(query, 'w') ?? 0);
     res.writeHead(200);

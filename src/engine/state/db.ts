@@ -73,6 +73,11 @@ const MIGRATIONS: string[] = [
   `,
   // 2: State.Health of containers with a healthcheck (JSON: Status, FailingStreak, Log), NULL without.
   `ALTER TABLE containers ADD COLUMN health TEXT;`,
+  // 3: restart policies — restarts so far, and whether a manual stop turned them off.
+  `
+  ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE containers ADD COLUMN manually_stopped INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -5,11 +5,11 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { withContext } from '../../util/errors.ts';
+import { KrError, withContext } from '../../util/errors.ts';
 import type { Resources, Stats } from '../runtime.ts';
 
 const BASE = '/sys/fs/cgroup';
-const V1_CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'pids'];
+const V1_CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'pids', 'freezer'];
 
 export function cgroupLayout(): 'v2' | 'v1' {
   return existsSync(join(BASE, 'cgroup.controllers')) ? 'v2' : 'v1';
@@ -109,6 +109,30 @@ export async function readStats(dirs: string[]): Promise<Stats> {
     if (controller === 'pids') out.pids = (await num(join(d, 'pids.current'))) ?? 0;
   }
   return out;
+}
+
+/**
+ * Freezes or thaws the container's processes: cgroup.freeze (v2) or the v1 freezer controller
+ * (a container created without a freezer group cannot be paused). Resolves once the kernel says
+ * the group is FROZEN/THAWED, as docker pause does.
+ */
+export async function freeze(dirs: string[], on: boolean): Promise<void> {
+  const v2 = cgroupLayout() === 'v2';
+  const dir = v2 ? dirs[0] : dirs.find((d) => d.slice(BASE.length + 1).split('/')[0] === 'freezer');
+  if (!dir) throw new KrError('unavailable', 'this container has no freezer cgroup (the host has no freezer controller)');
+  const file = join(dir, v2 ? 'cgroup.freeze' : 'freezer.state');
+  const want = v2 ? (on ? '1' : '0') : on ? 'FROZEN' : 'THAWED';
+  await writeFile(file, want).catch((err) => {
+    throw withContext(err, `${on ? 'pausing' : 'unpausing'} ${dir}`);
+  });
+  for (let i = 0; i < 500; i++) {
+    const now = v2 ? /^frozen (\d)/m.exec(await readFile(join(dir, 'cgroup.events'), 'utf8').catch(() => ''))?.[1] : (await readFile(file, 'utf8').catch(() => '')).trim();
+    if (now === want) return;
+    // v1: FREEZING means a task has not stopped yet; asking again retries it
+    if (!v2 && on) await writeFile(file, want).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new KrError('unavailable', `the cgroup ${dir} did not become ${want}`);
 }
 
 /** Removes the groups; processes still in them are killed first (a group with tasks can't go). */

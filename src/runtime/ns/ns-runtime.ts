@@ -12,7 +12,7 @@ import { KrError, withContext } from '../../util/errors.ts';
 import { readLog } from '../log-file.ts';
 import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, PathStat, PutArchiveOptions, Runtime, RuntimeProcess, Stats, TopResult } from '../runtime.ts';
 import { capabilityMask } from './capabilities.ts';
-import { cgroupDirs, cgroupPids, createCgroups, readStats, removeCgroups } from './cgroups.ts';
+import { cgroupDirs, cgroupPids, createCgroups, freeze, readStats, removeCgroups } from './cgroups.ts';
 import { psTop } from '../top.ts';
 import { RootfsCache } from './rootfs-cache.ts';
 import { ShimProcess } from './shim-process.ts';
@@ -34,6 +34,8 @@ interface SavedState {
   caps: string;
   /** The shim's mount arguments (overlay, binds, tmpfs, read-only), for a view while stopped. */
   mountArgs?: string[];
+  /** The supervisor's arguments and environment, to run the main process again (recreate). */
+  shim?: { args: string[]; env: string[] };
 }
 
 export class NsRuntime implements Runtime {
@@ -74,7 +76,6 @@ export class NsRuntime implements Runtime {
         else mountArgs.push('--tmpfs', m.target);
       }
       const saved: SavedState = { id: spec.id, lower, tty: !!spec.tty, openStdin: !!spec.openStdin, cgroups, caps, mountArgs };
-      await writeFile(join(dir, 'state.json'), JSON.stringify(saved));
       const args = [...mountArgs];
       if (spec.hostname) args.push('--hostname', spec.hostname);
       const net = spec.network ?? 'none';
@@ -84,7 +85,9 @@ export class NsRuntime implements Runtime {
         if (!init) throw new KrError('unavailable', 'init requested but tini is not installed');
         args.push('--init', init);
       }
-      await spawnShim([dir, ...this.processArgs(lower, spec, saved), ...args, '--', ...spec.args], withDefaultPath(spec.env ?? []));
+      saved.shim = { args: [dir, ...this.processArgs(lower, spec, saved), ...args, '--', ...spec.args], env: withDefaultPath(spec.env ?? []) };
+      await writeFile(join(dir, 'state.json'), JSON.stringify(saved));
+      await spawnShim(saved.shim.args, saved.shim.env);
       return new NsContainer(this, dir, saved);
     } catch (err) {
       await removeCgroups(cgroupDirs(this.cgroupGroup, spec.id)).catch(() => undefined);
@@ -123,6 +126,21 @@ class NsContainer extends ShimProcess implements Container {
     super(saved.id, dir, { tty: saved.tty, openStdin: saved.openStdin });
     this.runtime = runtime;
     this.saved = saved;
+  }
+
+  async recreate(): Promise<void> {
+    if ((await this.state()).status !== 'exited') throw new KrError('conflict', `container ${this.id} has not exited`);
+    if (!this.saved.shim) throw new KrError('unavailable', `container ${this.id} was created by an older krd and cannot run again`);
+    // a new supervisor on the same state dir: same overlay upper dir, log opened for append
+    await spawnShim(this.saved.shim.args, this.saved.shim.env);
+  }
+
+  pause(): Promise<void> {
+    return freeze(this.saved.cgroups, true);
+  }
+
+  resume(): Promise<void> {
+    return freeze(this.saved.cgroups, false);
   }
 
   async exec(execId: string, spec: ExecSpec): Promise<RuntimeProcess> {
@@ -198,6 +216,8 @@ class NsContainer extends ShimProcess implements Container {
     const st = await this.state();
     if (st.status !== 'exited') {
       if (!opts.force && st.status === 'running') throw new KrError('conflict', `container ${this.id} is running: stop it first or force`);
+      // a frozen process takes its SIGKILL only once thawed (cgroup v1)
+      await this.resume().catch(() => undefined);
       // Repeated until the exit is seen: one lost signal frame must not hang delete for ever.
       const exited = this.wait().catch(() => undefined);
       let done = false;
