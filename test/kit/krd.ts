@@ -82,7 +82,7 @@ export async function startKrd(opts: KrdOptions = {}): Promise<TestKrd> {
     env,
     log: () => log,
     docker(dargs, o = {}) {
-      const r = spawnSync('docker', dargs, { env: { ...env, ...o.env }, encoding: 'utf8', timeout: o.timeout ?? 30_000, input: o.input });
+      const r = spawnSync('docker', dargs, { env: { ...env, ...o.env }, encoding: 'utf8', timeout: o.timeout ?? 30_000, input: o.input, killSignal: 'SIGKILL' });
       return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
     },
     async kill9() {

@@ -52,9 +52,15 @@ export class ShimProcess implements RuntimeProcess {
   private connectShim(): Promise<Socket | null> {
     const full = join(this.dir, 'sock');
     if (Buffer.byteLength(full) <= 100) return connectTo(full);
-    // longer than sun_path (108 bytes): reach it through an open fd of its directory
+    // longer than sun_path (108 bytes): reach it through an open fd of its directory. The socket
+    // is handed on without waiting for that fd's close: during the wait the shim could end the
+    // connection, and a 'close' emitted before the caller listens would never be seen.
     return open(this.dir, 'r').then(
-      (dir) => connectTo(`/proc/self/fd/${dir.fd}/sock`).finally(() => dir.close()),
+      (dir) =>
+        connectTo(`/proc/self/fd/${dir.fd}/sock`).then((sock) => {
+          void dir.close().catch(() => undefined);
+          return sock;
+        }),
       () => null,
     );
   }
@@ -171,7 +177,7 @@ export class ShimProcess implements RuntimeProcess {
       const sock = await this.connectShim();
       if (sock) {
         sock.resume();
-        await new Promise((resolve) => sock.once('close', resolve));
+        if (!sock.closed) await new Promise((resolve) => sock.once('close', resolve));
         continue;
       }
       // no socket and no exit file: the shim is between the two, or died
