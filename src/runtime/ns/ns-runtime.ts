@@ -131,7 +131,9 @@ class NsContainer extends ShimProcess implements Container {
   async recreate(): Promise<void> {
     if ((await this.state()).status !== 'exited') throw new KrError('conflict', `container ${this.id} has not exited`);
     if (!this.saved.shim) throw new KrError('unavailable', `container ${this.id} was created by an older krd and cannot run again`);
-    // a new supervisor on the same state dir: same overlay upper dir, log opened for append
+    // a new supervisor on the same state dir: same overlay upper dir, log opened for append;
+    // after any docker cp view of the stopped container is gone (one overlay mount at a time)
+    await this.runtime.views.idle(this.id);
     await spawnShim(this.saved.shim.args, this.saved.shim.env);
   }
 
