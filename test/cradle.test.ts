@@ -98,6 +98,31 @@ describe('cradle', { concurrency: true }, () => {
     assert.equal(r.code, 0, r.err);
   });
 
+  test('-p publishes a port on 127.0.0.1; Ctrl-C stops the pod gracefully (SIGTERM reaches the container) and its exit code is returned', async () => {
+    const dir = path.join(work, 'vm-stop');
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const script = 'trap "echo got-term; exit 42" TERM; mkdir -p /tmp/w; echo hi-over-http > /tmp/w/i.html; httpd -p 8080 -h /tmp/w; echo ready; while :; do sleep 0.1; done';
+    const s = await run(['summon', dir, archive, '-p', `${port}:8080`, '--', script]);
+    assert.equal(s.code, 0, s.err);
+    const child = spawn(cradle, ['run', dir], { env });
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('ready\n')) resolve();
+      });
+      void exit.then(() => reject(new Error(`cradle run ended early: ${err}`)));
+    });
+    const res = await fetch(`http://127.0.0.1:${port}/i.html`);
+    assert.equal(await res.text(), 'hi-over-http\n');
+    child.kill('SIGINT');
+    assert.equal(await exit, 42, err);
+    assert.equal(out, 'ready\ngot-term\n');
+  });
+
   test('bad input: one line, non-zero exit, no VM directory left behind', async () => {
     const cases: [string[], number, RegExp][] = [
       [['summon', path.join(work, 'bad1'), path.join(work, 'missing.tar')], 1, /missing\.tar: no such file/],

@@ -72,6 +72,7 @@ export async function runPod(dir: string, opts: RunOptions): Promise<RunResult> 
           (type === F.stdout ? opts.stdout : opts.stderr).write(Buffer.from(payload));
         } else if (type === F.timing) {
           const [name, at, sent] = payload.toString('latin1').split(' ');
+          booted = true;
           if (offsetMs === null && Number(sent) > 0) {
             offsetMs = performance.now() - Number(sent) / 1e6;
             phase('kernel entered', Math.max(0, offsetMs));
@@ -123,6 +124,15 @@ export async function runPod(dir: string, opts: RunOptions): Promise<RunResult> 
   });
   qemu.on('spawn', () => phase('qemu spawned', performance.now()));
 
+  // A guest that never reaches init (a hung boot; KVM that only pretends to work) must not hang run.
+  let booted = false;
+  const bootLimit = accel === 'kvm' ? 30_000 : 180_000;
+  const bootTimer = setTimeout(() => {
+    if (booted) return;
+    errors.unshift(`the guest did not boot within ${bootLimit / 1000} s (accel ${accel}; KRAUD_ACCEL=tcg forces emulation)`);
+    qemu.kill('SIGKILL');
+  }, bootLimit);
+  bootTimer.unref();
   let aborts = 0;
   const onAbort = () => {
     aborts++;
@@ -143,6 +153,7 @@ export async function runPod(dir: string, opts: RunOptions): Promise<RunResult> 
     }
     return { exitCode, accel, errors };
   } finally {
+    clearTimeout(bootTimer);
     opts.signal?.removeEventListener('abort', onAbort);
     io?.destroy();
     server.close();
