@@ -3,6 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { startKrd } from './kit/krd.ts';
 import { startKrdWithImage, stopKrdFixture, type KrdFixture } from './kit/krd-image.ts';
 
@@ -166,6 +167,80 @@ describe('krd lifecycle', { concurrency: true }, () => {
     assert.ok(id, pruned.stdout);
     assert.notEqual(krd.docker(['inspect', 'rn3']).code, 0);
     assert.equal(krd.docker(['rm', 'rn2']).code, 0);
+  });
+
+  test('detach keys: docker run -it through a pty with ctrl-p ctrl-q, attach --detach-keys; the container runs on', async () => {
+    const { krd, img } = f;
+    /** A docker command in a pty (util-linux script); returns its output so far and a way to type. */
+    const inPty = (cmd: string) => {
+      const p = spawn('script', ['-qfec', cmd, '/dev/null'], { env: krd.env, stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+      return { p, out: () => out, exited, type: (s: string) => p.stdin.write(s) };
+    };
+    const run = inPty(`docker run -it --name dt1 ${img} sh`);
+    try {
+      await eventually('a prompt', () => /# /.test(run.out())).catch((e) => assert.fail(`${e}: ${JSON.stringify(run.out())}`));
+      run.type('echo $((40+2))\r');
+      await eventually('the answer', () => /^42\r?$/m.test(run.out()));
+      // one key per read, as a terminal sends them
+      run.type('\x10');
+      await sleep(100);
+      run.type('\x11');
+      assert.equal(await Promise.race([run.exited, sleep(10_000).then(() => 'timeout')]), 0);
+    } finally {
+      run.p.kill('SIGKILL');
+    }
+    assert.equal(inspect('dt1', '{{.State.Status}}'), 'running');
+    const att = inPty('docker attach --detach-keys ctrl-x dt1');
+    try {
+      await sleep(500);
+      att.type('echo again\r');
+      await eventually('the echo', () => /^again\r?$/m.test(att.out()));
+      att.type('\x18');
+      // the docker 28 CLI leaves `docker attach` with this line and exit code 1
+      assert.notEqual(await Promise.race([att.exited, sleep(10_000).then(() => 'timeout')]), 'timeout');
+      assert.match(att.out(), /read escape sequence/);
+    } finally {
+      att.p.kill('SIGKILL');
+    }
+    assert.equal(inspect('dt1', '{{.State.Status}}'), 'running');
+    assert.equal(krd.docker(['rm', '-f', 'dt1']).code, 0);
+  });
+
+  test('detach keys on the API without a tty: the connection ends at the sequence, stdin stays open', async () => {
+    const { krd, img } = f;
+    assert.equal(krd.docker(['run', '-d', '-i', '--name', 'dt2', img, 'cat']).code, 0);
+    const since = stamp();
+    const attach = () => {
+      const sock = net.connect(krd.socket);
+      let got = Buffer.alloc(0);
+      sock.on('data', (d: Buffer) => (got = Buffer.concat([got, d])));
+      const ended = new Promise<void>((r) => sock.once('close', () => r()));
+      sock.write('POST /containers/dt2/attach?stream=1&stdin=1&stdout=1&stderr=1&detachKeys=ctrl-x,x HTTP/1.1\r\nHost: krd\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n');
+      return { sock, got: () => got.toString('latin1'), ended };
+    };
+    const a = attach();
+    await eventually('the upgrade', () => a.got().includes('101 UPGRADED'));
+    a.sock.write('one\n');
+    await eventually('the echo', () => a.got().includes('one\n'));
+    // ctrl-x then something else is not the sequence: both bytes go through
+    a.sock.write('\x18y\n');
+    await eventually('the echo', () => a.got().includes('\x18y\n'));
+    a.sock.write('\x18x');
+    await Promise.race([a.ended, sleep(5000).then(() => assert.fail('the connection did not end'))]);
+    a.sock.destroy();
+    assert.equal(inspect('dt2', '{{.State.Status}}'), 'running');
+    const b = attach();
+    await eventually('the upgrade', () => b.got().includes('101 UPGRADED'));
+    b.sock.write('two\n');
+    await eventually('the echo after a second attach', () => b.got().includes('two\n'));
+    b.sock.destroy();
+    assert.equal(krd.docker(['logs', 'dt2']).stdout, 'one\n\x18y\ntwo\n');
+    const ev = krd.docker(['events', '--since', since, '--until', stamp(), '--filter', 'event=detach', '--format', '{{.Actor.Attributes.name}}']);
+    assert.equal(ev.stdout.trim(), 'dt2');
+    assert.equal(krd.docker(['rm', '-f', 'dt2']).code, 0);
   });
 });
 

@@ -436,6 +436,15 @@ export class ContainerService {
     return { tty: r.config.Tty, stdinOnce: r.config.StdinOnce, stdio };
   }
 
+  /** A client left an attach with its detach keys (the container runs on). */
+  detached(ref: string): void {
+    try {
+      this.event(this.resolve(ref), 'detach');
+    } catch {
+      // removed meanwhile: no event
+    }
+  }
+
   async resize(ref: string, rows: number, cols: number): Promise<void> {
     const r = this.resolve(ref);
     if (r.state !== 'running') throw new KrError('conflict', `Container ${r.id} is not running`);

@@ -2,6 +2,7 @@
 // before each chunk (1 stdout, 2 stderr); with a tty, the raw bytes.
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { LogEntry, Stdio } from '../../runtime/runtime.ts';
+import { DetachScanner } from './detach-keys.ts';
 
 export function frame(stream: 1 | 2, data: Buffer): Buffer {
   const h = Buffer.alloc(8);
@@ -42,6 +43,9 @@ export interface AttachOptions {
   stdinOnce: boolean;
   /** When given, the connection ends only once this has settled too (an exec's recorded exit). */
   exited?: Promise<unknown>;
+  /** The detach sequence (detach-keys.ts): the connection ends there, the process runs on. */
+  detachKeys?: Buffer;
+  onDetach?: () => void;
 }
 
 /**
@@ -53,9 +57,22 @@ export function pumpAttach(conn: Duplex, head: Buffer, stdio: Stdio, o: AttachOp
   const stdin = o.stdin ? stdio.stdin : null;
   if (stdin) {
     stdin.on('error', () => undefined);
-    if (head.length) stdin.write(head);
-    conn.on('data', (d: Buffer) => stdin.write(d));
-    conn.on('end', () => (o.stdinOnce ? stdin.end() : undefined));
+    const scanner = new DetachScanner(o.detachKeys ?? Buffer.alloc(0));
+    let detached = false;
+    const input = (d: Buffer) => {
+      if (detached) return;
+      const { forward, detach } = scanner.push(d);
+      if (forward.length) stdin.write(forward);
+      if (!detach) return;
+      detached = true;
+      o.onDetach?.();
+      conn.end();
+    };
+    if (head.length) input(head);
+    conn.on('data', input);
+    // as dockerd: never with a tty (the CLI leaves a tty session on its own detach keys, and the
+    // shell must live on), nor after a detach
+    conn.on('end', () => (o.stdinOnce && !o.tty && !detached ? stdin.end() : undefined));
   } else {
     conn.resume();
   }
@@ -65,7 +82,7 @@ export function pumpAttach(conn: Duplex, head: Buffer, stdio: Stdio, o: AttachOp
     pipes.push(
       new Promise<void>((resolve) => {
         src.on('data', (d: Buffer) => {
-          if (wanted && !conn.destroyed) conn.write(o.tty ? d : frame(n, d));
+          if (wanted && !conn.destroyed && !conn.writableEnded) conn.write(o.tty ? d : frame(n, d));
         });
         src.once('end', () => resolve());
         src.once('close', () => resolve());

@@ -6,6 +6,7 @@ import { KrError } from '../../util/errors.ts';
 import type { Runtime, RuntimeProcess, Stdio } from '../../runtime/runtime.ts';
 import type { StateDb } from '../state/db.ts';
 import type { ContainerService } from '../containers/service.ts';
+import { parseDetachKeys } from '../containers/detach-keys.ts';
 
 /** docker's ExecConfig as stored (the fields krd uses). */
 export interface ExecConfig {
@@ -66,6 +67,12 @@ function consoleSize(o: Record<string, unknown>): [number, number] | null {
   return v[0] > 0 && v[1] > 0 ? [v[0], v[1]] : null;
 }
 
+/** Checked now so a bad sequence fails at create, as with dockerd. */
+function detachKeys(spec: string): string {
+  if (spec) parseDetachKeys(spec);
+  return spec;
+}
+
 /** The exec's body checked; Env, User and WorkingDir fall back to the container's as dockerd does. */
 export function parseExecConfig(body: unknown): ExecConfig {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new KrError('invalid', 'request body must be an object');
@@ -83,7 +90,7 @@ export function parseExecConfig(body: unknown): ExecConfig {
     Env: list(b, 'Env') ?? [],
     WorkingDir: workdir,
     Cmd: cmd,
-    DetachKeys: field<string>(b, 'DetachKeys', 'string', ''),
+    DetachKeys: detachKeys(field<string>(b, 'DetachKeys', 'string', '')),
     ConsoleSize: consoleSize(b),
   };
 }

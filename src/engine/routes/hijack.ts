@@ -8,6 +8,7 @@ import { splitVersion } from '../api-version.ts';
 import type { EngineContext } from '../context.ts';
 import { messageOf, statusOf } from '../errors.ts';
 import { pumpAttach } from '../containers/streams.ts';
+import { DEFAULT_DETACH_KEYS, parseDetachKeys } from '../containers/detach-keys.ts';
 import { queryBool } from '../router.ts';
 
 function refuse(conn: Duplex, err: unknown): void {
@@ -70,9 +71,12 @@ export function hijackHandler(ctx: EngineContext): (req: IncomingMessage, conn: 
       const attach = /^\/containers\/([^/]+)\/attach$/.exec(path);
       if (attach) {
         const q = url.searchParams;
-        const { tty, stdinOnce, stdio } = await ctx.containers.attach(decodeURIComponent(attach[1]));
+        const ref = decodeURIComponent(attach[1]);
+        const detachKeys = parseDetachKeys(q.get('detachKeys') || DEFAULT_DETACH_KEYS);
+        const { tty, stdinOnce, stdio } = await ctx.containers.attach(ref);
         upgraded(conn, tty);
-        pumpAttach(conn, head, stdio, { tty, stdinOnce, stdin: queryBool(q, 'stdin'), stdout: queryBool(q, 'stdout'), stderr: queryBool(q, 'stderr') });
+        const onDetach = () => ctx.containers.detached(ref);
+        pumpAttach(conn, head, stdio, { tty, stdinOnce, stdin: queryBool(q, 'stdin'), stdout: queryBool(q, 'stdout'), stderr: queryBool(q, 'stderr'), detachKeys, onDetach });
         return;
       }
       const exec = /^\/exec\/([^/]+)\/start$/.exec(path);
@@ -80,9 +84,10 @@ export function hijackHandler(ctx: EngineContext): (req: IncomingMessage, conn: 
       const { body, rest } = await readUpgradeBody(req, conn, head);
       if (parseBody(body).Detach === true) throw new KrError('invalid', 'a detached exec start takes no hijacked connection');
       const { tty, config, stdio, exited } = await ctx.execs.start(decodeURIComponent(exec[1]));
+      const detachKeys = parseDetachKeys(config.DetachKeys || DEFAULT_DETACH_KEYS);
       upgraded(conn, tty);
       // the client's half-close ends the exec's stdin; the connection ends once the exit is recorded
-      pumpAttach(conn, rest, stdio, { tty, stdinOnce: true, stdin: config.AttachStdin, stdout: config.AttachStdout, stderr: config.AttachStderr, exited });
+      pumpAttach(conn, rest, stdio, { tty, stdinOnce: true, stdin: config.AttachStdin, stdout: config.AttachStdout, stderr: config.AttachStderr, exited, detachKeys });
       conn.resume();
     })().catch((err) => refuse(conn, err));
   };
