@@ -60,7 +60,8 @@ struct ctr {
 static struct ctr ctrs[MAXC];
 static int nctrs, nimages, stopping, io = -1, console = -1;
 static const char *hostname = "cradle", *net = "none", *addr, *gw, *dns[8], *vdocker[MAXV];
-static int ndns, nvdocker;
+static const char *shares[MAXC];
+static int ndns, nvdocker, nshares;
 static pid_t vdocker_pid;
 static long long stop_at; /* ms of boottime when stragglers get SIGKILL */
 
@@ -138,14 +139,33 @@ static void flush_timings(void) {
   }
 }
 
+static void load_module(const char *name) {
+  char p[128];
+  snprintf(p, sizeof p, "/lib/modules/%s.ko", name);
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die(p);
+  if (syscall(SYS_finit_module, fd, "", 0) != 0 && errno != EEXIST) die(p);
+  close(fd);
+}
+
 static void load_modules(void) {
-  for (size_t i = 0; i < sizeof modules / sizeof *modules; i++) {
-    char p[128];
-    snprintf(p, sizeof p, "/lib/modules/%s.ko", modules[i]);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) die(p);
-    if (syscall(SYS_finit_module, fd, "", 0) != 0 && errno != EEXIST) die(p);
-    close(fd);
+  for (size_t i = 0; i < sizeof modules / sizeof *modules; i++) load_module(modules[i]);
+}
+
+/* Host directories (virtiofs, one device per tag), mounted where krd-shim's --bind finds them. */
+static void mount_shares(void) {
+  if (nshares == 0) return;
+  load_module("fuse");
+  load_module("virtiofs");
+  mkdir(RUN "/shares", 0755);
+  for (int i = 0; i < nshares; i++) {
+    char tag[64], dir[128];
+    snprintf(tag, sizeof tag, "%s", shares[i]);
+    char *ro = strstr(tag, ":ro");
+    if (ro) *ro = '\0';
+    snprintf(dir, sizeof dir, RUN "/shares/%s", tag);
+    mkdir(dir, 0755);
+    if (mount(tag, dir, "virtiofs", MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0), NULL) != 0) die(dir);
   }
 }
 
@@ -250,6 +270,7 @@ static void parse_plan(void) {
     else if (!strcmp(k, "dns") && ndns < 8) dns[ndns++] = v;
     else if (!strcmp(k, "images")) nimages = atoi(v);
     else if (!strcmp(k, "vdocker") && nvdocker < MAXV - 1) vdocker[nvdocker++] = v;
+    else if (!strcmp(k, "share") && nshares < MAXC) shares[nshares++] = v;
     else if (!strcmp(k, "ctr") && nctrs < MAXC) {
       c = &ctrs[nctrs++];
       c->name = v;
@@ -566,6 +587,7 @@ int main(void) {
   read_config();
   parse_plan();
   mount_images();
+  mount_shares();
   setup_network();
   timing("disks");
   int started = 0;

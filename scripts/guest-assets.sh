@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 out=${1:-.cache/cradle}
 kpkg=$(dpkg-query -W -f='${Depends}' linux-image-cloud-amd64 | sed 's/ .*//; s/,.*//')
 kver=${kpkg#linux-image-}
-modules="virtio_ring virtio virtio_mmio virtio_blk failover net_failover virtio_net virtio_console libcrc32c erofs overlay"
+modules="virtio_ring virtio virtio_mmio virtio_blk failover net_failover virtio_net virtio_console libcrc32c erofs overlay fuse virtiofs"
 mkdir -p "$out"
 tmp=$(mktemp -d "$out/.build-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

@@ -78,24 +78,29 @@ describe('cradle', { concurrency: true }, () => {
     for (const p of ['qemu spawned', 'kernel entered', 'init started', 'disks ready', "container exec'd", 'first output', 'total']) assert.match(r.err, new RegExp(`^${p}: \\d+ ms$`, 'm'));
   });
 
-  test('a pod of two containers from a signed bali file talks over localhost; -e applies', async () => {
+  test('a pod of two containers from a signed bali file talks over localhost; -e and -v (virtiofs) apply', async () => {
     const dir = path.join(work, 'vm-two');
     const pod = path.join(work, 'pod.json');
     fs.writeFileSync(
       pod,
       JSON.stringify({
         containers: [
-          { name: 'client', cmd: ['for i in $(seq 1 100); do wget -q -O - http://127.0.0.1:8080/index.html && echo "$GREETING" && exit 0; sleep 0.1; done; exit 1'] },
+          { name: 'client', cmd: ['cat /data/in.txt; for i in $(seq 1 100); do wget -q -O /data/got.txt http://127.0.0.1:8080/index.html && cat /data/got.txt && echo "$GREETING" && exit 0; sleep 0.1; done; exit 1'] },
           { name: 'server', user: 'root', cmd: ['exec httpd -f -p 127.0.0.1:8080 -h /www'] },
         ],
       }),
     );
-    const s = await run(['summon', dir, baliFile, '--identity', key.identity, '--pod', pod, '-e', 'GREETING=both sides agree']);
+    const shared = path.join(work, 'shared');
+    fs.mkdirSync(shared, { mode: 0o777 });
+    fs.chmodSync(shared, 0o777);
+    fs.writeFileSync(path.join(shared, 'in.txt'), 'from the host\n');
+    const s = await run(['summon', dir, baliFile, '--identity', key.identity, '--pod', pod, '-e', 'GREETING=both sides agree', '-v', `${shared}:/data`]);
     assert.equal(s.code, 0, s.err);
     const r = await run(['run', dir, '--timings']);
     accelOf(r.err);
-    assert.equal(r.out, 'served over the pod localhost\nboth sides agree\n', r.err);
+    assert.equal(r.out, 'from the host\nserved over the pod localhost\nboth sides agree\n', r.err);
     assert.equal(r.code, 0, r.err);
+    assert.equal(fs.readFileSync(path.join(shared, 'got.txt'), 'utf8'), 'served over the pod localhost\n');
   });
 
   test('-p publishes a port on 127.0.0.1; Ctrl-C stops the pod gracefully (SIGTERM reaches the container) and its exit code is returned', async () => {
@@ -131,6 +136,7 @@ describe('cradle', { concurrency: true }, () => {
       [['summon', path.join(work, 'bad4'), baliFile], 1, /no trusted identity|untrusted/],
       [['summon', path.join(work, 'bad5'), archive, '--mem', '12x'], 1, /invalid memory size/],
       [['run', path.join(work, 'bad6')], 1, /not a cradle VM directory/],
+      [['summon', path.join(work, 'bad7'), archive, '-v', `${path.join(work, 'nope')}:/data`], 1, /does not exist/],
     ];
     await Promise.all(
       cases.map(async ([args, code, msg]) => {

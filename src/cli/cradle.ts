@@ -13,6 +13,7 @@ commands:
   summon DIR IMAGE [options] [-- CMD ARGS...]   prepare a VM directory for IMAGE: a registry reference,
                                    a docker archive, an OCI layout or a signed bali file
       -e, --env K=V                environment (repeatable)
+      -v, --volume SRC:DST[:ro]    share the host directory SRC at DST (virtiofs; every container)
       -p, --publish HOST:CTR[/udp] forward 127.0.0.1:HOST to the pod's port CTR (repeatable)
       --mem SIZE                   guest memory (default 256m)
       --cpus N                     vCPUs (default 1)

@@ -12,6 +12,11 @@ export function initPlan(spec: LaunchSpec): Buffer {
   }
   pairs.push(['images', String(spec.images.length)]);
   for (const a of spec.vdocker?.argv ?? []) pairs.push(['vdocker', a]);
+  // each shared host directory is mounted once (virtiofs) and bound into the containers using it
+  // (read-only in the guest when every use of it is; virtiofsd 7.2 has no read-only mode of its own)
+  const writable = new Map<string, boolean>();
+  for (const c of spec.containers) for (const m of c.mounts) if (m.type === 'share') writable.set(m.tag, (writable.get(m.tag) ?? false) || !m.readonly);
+  for (const [t, w] of writable) pairs.push(['share', w ? t : `${t}:ro`]);
   for (const c of spec.containers) {
     pairs.push(['ctr', c.name], ['image', String(c.image)], ['cwd', c.cwd], ['uid', String(c.uid)], ['gid', String(c.gid)]);
     pairs.push(['groups', c.groups.join(',') || String(c.gid)], ['caps', c.caps], ['restart', c.restartPolicy.name]);

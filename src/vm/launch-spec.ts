@@ -22,7 +22,7 @@ export interface RestartPolicy {
 }
 
 export type LaunchMount =
-  /** A host directory shared into the VM (virtiofs tag) and bound into the container. Not wired yet. */
+  /** A host directory shared into the VM (virtiofs, this tag; mounted at /run/cradle/shares/<tag>) and bound into the container. */
   | { type: 'share'; tag: string; target: string; readonly?: boolean }
   /** A fresh tmpfs in the container. */
   | { type: 'tmpfs'; target: string };

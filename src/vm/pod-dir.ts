@@ -3,7 +3,7 @@
 // cache and are referenced by path. Nothing is left behind when summon fails: the image work happens
 // before the directory is made, and a half-written directory is removed.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,6 +27,8 @@ export interface PodFile {
   spec: LaunchSpec;
   disks: Disk[];
   network: { mode: 'none' } | { mode: 'user'; forwards: PortForward[] };
+  /** Host directories shared into the VM (virtiofs), by tag. */
+  shares?: { tag: string; source: string; readonly: boolean }[];
 }
 
 /** One container of a pod file (`--pod FILE`): the fields docker run would take. */
@@ -64,6 +66,24 @@ export function parseMemory(text: string): number {
   const mib = Math.floor((Number(m[1]) * mult[m[2].toLowerCase()]) / (1 << 20));
   if (mib < 64) throw new KrError('invalid', `memory ${text} is too small for a VM: at least 64m`);
   return mib;
+}
+
+/** -v SRC:DST[:ro|:rw]: SRC an existing host directory (shared with virtiofs), DST absolute. */
+export function parseVolume(text: string, i: number): { tag: string; source: string; target: string; readonly: boolean } {
+  const parts = text.split(':');
+  const mode = parts.length === 3 ? parts.pop() : undefined;
+  if (parts.length !== 2 || !parts[0] || !parts[1].startsWith('/') || (mode !== undefined && mode !== 'ro' && mode !== 'rw')) {
+    throw new KrError('invalid', `invalid volume: ${JSON.stringify(text)} (SRC:DST[:ro], DST absolute)`);
+  }
+  const source = resolve(parts[0]);
+  let st;
+  try {
+    st = statSync(source);
+  } catch {
+    throw new KrError('not-found', `-v ${text}: ${source} does not exist`);
+  }
+  if (!st.isDirectory()) throw new KrError('invalid', `-v ${text}: ${source} is not a directory (cradle shares directories into the VM)`);
+  return { tag: `v${i}`, source, target: parts[1], readonly: mode === 'ro' };
 }
 
 export function parsePort(text: string): PortForward {
@@ -127,7 +147,7 @@ async function containerOf(input: PodContainerInput, disk: ImageDisk, imageIndex
 export async function summon(dir: string, opts: SummonOptions): Promise<PodFile> {
   dir = resolve(dir);
   if (existsSync(dir) && readdirSync(dir).length > 0) throw new KrError('conflict', `${dir} exists and is not empty`);
-  if (opts.volumes && opts.volumes.length > 0) throw new KrError('invalid', `-v ${opts.volumes[0]}: volumes are not supported by cradle yet (no shared directories into the VM)`);
+  const shares = (opts.volumes ?? []).map(parseVolume);
   const memoryMiB = parseMemory(opts.memory ?? '256m');
   const cpus = opts.cpus ?? 1;
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new KrError('invalid', `invalid --cpus ${opts.cpus}: a whole number 1..64`);
@@ -142,7 +162,9 @@ export async function summon(dir: string, opts: SummonOptions): Promise<PodFile>
   const containers: LaunchContainer[] = [];
   for (const c of inputs) {
     const i = sources.indexOf(c.image ?? opts.image);
-    containers.push(await containerOf(c, disks[i], i, opts.env ?? []));
+    const lc = await containerOf(c, disks[i], i, opts.env ?? []);
+    lc.mounts = shares.map((sh) => ({ type: 'share' as const, tag: sh.tag, target: sh.target, readonly: sh.readonly }));
+    containers.push(lc);
   }
   const podId = randomBytes(6).toString('hex');
   const spec = validateLaunchSpec({
@@ -159,6 +181,7 @@ export async function summon(dir: string, opts: SummonOptions): Promise<PodFile>
     spec,
     disks: [{ file: join(dir, 'config.img'), serial: 'kraud-config', readonly: true }, ...disks.map((d, i) => ({ file: d.path, serial: `kraud-img${i}`, readonly: true }))],
     network: opts.network === 'none' ? { mode: 'none' } : { mode: 'user', forwards },
+    shares: shares.map(({ tag, source, readonly }) => ({ tag, source, readonly })),
   };
   const made = !existsSync(dir);
   try {
@@ -184,5 +207,6 @@ export async function readPodDir(dir: string): Promise<PodFile> {
   }
   pod.spec = validateLaunchSpec(pod.spec);
   for (const d of pod.disks ?? []) if (!existsSync(d.file)) throw new KrError('not-found', `${dir}: disk ${d.file} is missing (summon again)`);
+  for (const sh of pod.shares ?? []) if (!existsSync(sh.source)) throw new KrError('not-found', `${dir}: shared directory ${sh.source} is missing`);
   return pod;
 }

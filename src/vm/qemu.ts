@@ -49,6 +49,8 @@ export interface QemuOptions {
   /** 'user': slirp with these forwards (127.0.0.1 only); 'none': no NIC. */
   network: { mode: 'none' } | { mode: 'user'; mac: string; forwards: { host: number; guest: number; proto: 'tcp' | 'udp' }[] };
   quiet: boolean;
+  /** virtiofs shares: the vhost-user socket of each share's virtiofsd. */
+  shares?: { tag: string; socket: string }[];
 }
 
 export function qemuArgs(o: QemuOptions): string[] {
@@ -56,8 +58,11 @@ export function qemuArgs(o: QemuOptions): string[] {
   const cmdline = ['console=hvc0', 'panic=-1', 'cryptomgr.notests', 'no_timer_check', 'noreplace-smp', 'i8042.noaux', 'i8042.nokbd'];
   if (o.quiet) cmdline.push('quiet', 'loglevel=0');
   if (khz) cmdline.push(`tsc_early_khz=${khz}`);
+  const shares = o.shares ?? [];
+  // vhost-user (virtiofsd) needs guest RAM it can map (a shared memfd) and modern virtio-mmio
+  const machine = `microvm,x-option-roms=off,pit=off,pic=off,isa-serial=off,rtc=off${shares.length ? ',memory-backend=mem' : ''}`;
   const args = [
-    '-M', 'microvm,x-option-roms=off,pit=off,pic=off,isa-serial=off,rtc=off',
+    '-M', machine,
     '-accel', o.accel,
     ...(o.accel === 'kvm' ? ['-cpu', 'host'] : []),
     '-m', String(o.memoryMiB),
@@ -68,6 +73,10 @@ export function qemuArgs(o: QemuOptions): string[] {
     '-chardev', o.consoleFile ? `file,id=con,path=${o.consoleFile}` : 'stdio,id=con,signal=off',
     '-device', 'virtconsole,chardev=con',
   ];
+  if (shares.length) {
+    args.push('-object', `memory-backend-memfd,id=mem,size=${o.memoryMiB}M,share=on`, '-global', 'virtio-mmio.force-legacy=false');
+    shares.forEach((sh, i) => args.push('-chardev', `socket,id=fs${i},path=${sh.socket}`, '-device', `vhost-user-fs-device,chardev=fs${i},tag=${sh.tag}`));
+  }
   if (o.ioSocket) args.push('-chardev', `socket,id=io,path=${o.ioSocket}`, '-device', 'virtserialport,chardev=io,name=kraud.io');
   o.disks.forEach((d, i) => {
     args.push('-drive', `id=d${i},file=${d.file},format=raw,if=none${d.readonly ? ',readonly=on' : ''}`);

@@ -3,6 +3,7 @@
 // is the first container's. Everything the guest sends is treated as hostile: frame sizes are
 // capped, unknown frames end the session, and the VM is killed if it does not stop.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import { readPodDir } from './pod-dir.ts';
 import { chooseAccel, qemuArgs, type Accel } from './qemu.ts';
 
 const MAX_FRAME = 1 << 20;
+const VIRTIOFSD = '/usr/lib/qemu/virtiofsd';
 const F = { stdout: 1, stderr: 2, exit: 3, timing: 4, error: 5, done: 6, stop: 7 } as const;
 
 export interface RunOptions {
@@ -97,6 +99,27 @@ export async function runPod(dir: string, opts: RunOptions): Promise<RunResult> 
   };
   await new Promise<void>((ok, fail) => server.once('error', fail).listen(ioPath, ok));
 
+  // one virtiofsd per shared directory; it serves only that directory (chroot sandbox) and exits with qemu
+  const shares = pod.shares ?? [];
+  const daemons = shares.map((sh) => {
+    const socket = join(sockDir, `fs-${sh.tag}.sock`);
+    const opts2 = [`--socket-path=${socket}`, '-o', `source=${sh.source}`, '-o', 'cache=auto', '-o', 'sandbox=chroot'];
+    const d = spawn(VIRTIOFSD, opts2, { stdio: ['ignore', 'ignore', 'pipe'] });
+    d.stderr!.resume();
+    d.on('error', () => {});
+    return { tag: sh.tag, socket, d };
+  });
+  for (const { socket, tag } of daemons) {
+    for (let i = 0; !existsSync(socket); i++) {
+      if (i > 500) {
+        for (const { d } of daemons) d.kill('SIGKILL');
+        server.close();
+        await rm(sockDir, { recursive: true, force: true });
+        throw new KrError('unavailable', `virtiofsd for ${tag} did not start (${VIRTIOFSD})`);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
   const args = qemuArgs({
     accel,
     kernel: assets.kernel,
@@ -108,6 +131,7 @@ export async function runPod(dir: string, opts: RunOptions): Promise<RunResult> 
     ioSocket: ioPath,
     network: pod.network.mode === 'user' && pod.spec.network.mode === 'static' ? { mode: 'user', mac: pod.spec.network.mac, forwards: pod.network.forwards } : { mode: 'none' },
     quiet: !opts.debug,
+    shares: daemons.map(({ tag, socket }) => ({ tag, socket })),
   });
   const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', opts.debug ? 'inherit' : 'ignore', 'pipe'] });
   let qemuErr = '';
@@ -157,6 +181,7 @@ export async function runPod(dir: string, opts: RunOptions): Promise<RunResult> 
     opts.signal?.removeEventListener('abort', onAbort);
     io?.destroy();
     server.close();
+    for (const { d } of daemons) d.kill('SIGKILL');
     await rm(sockDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
