@@ -17,6 +17,8 @@ options (dockerd's names):
   --tlscacert FILE --tlscert FILE --tlskey FILE   CA, server certificate and key (krd certs DIR makes them)
   --trusted-identity ID    bali signer whose files load without a warning (repeatable)
   --insecure-registry HOST registry to reach over plain HTTP (loopback always is; repeatable)
+  --bip CIDR               the default bridge network's address, e.g. 172.17.0.1/16 (when krd first makes it;
+                           otherwise the first free /16 of 172.17-31)
 
 Connect with: DOCKER_HOST=unix://${defaults.socket} docker version`;
 
@@ -43,6 +45,7 @@ async function serve(args: string[]): Promise<void> {
       tlskey: { type: 'string' },
       'trusted-identity': { type: 'string', multiple: true },
       'insecure-registry': { type: 'string', multiple: true },
+      bip: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -66,6 +69,7 @@ async function serve(args: string[]): Promise<void> {
     tls,
     trusted: readTrustedIdentities(values['trusted-identity'] ?? [], []),
     insecureRegistries: values['insecure-registry'] ?? [],
+    bip: values.bip,
   });
   say(`krd ${KRD_VERSION} (pid ${process.pid}): runtime ${daemon.context.runtime}, data root ${daemon.context.dataRoot}`);
   for (const a of daemon.addresses) say(`krd: listening on ${a}`);

@@ -6,6 +6,8 @@ import type { ExecService } from './execs/service.ts';
 import type { ArchiveService } from './archive/service.ts';
 import type { StatsService } from './stats/service.ts';
 import type { EventService } from './events/service.ts';
+import type { NetworkService } from './networks/service.ts';
+import type { ContainerNetworks } from './networks/attachments.ts';
 
 export const KRD_VERSION = '0.1.0-kraud';
 
@@ -22,6 +24,9 @@ export interface EngineContext {
   execs: ExecService;
   archive: ArchiveService;
   stats: StatsService;
+  networks: NetworkService;
+  /** Containers' side of networking: endpoints, files, published ports; connect/disconnect. */
+  containerNetworks: ContainerNetworks;
   /** The bus behind GET /events: every service publishes what it did. */
   events: EventService;
   /** A random ID made once per data root (docker's /info ID). */

@@ -23,6 +23,9 @@ import { ArchiveService } from './archive/service.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { StatsService } from './stats/service.ts';
 import { HealthMonitor } from './health/monitor.ts';
+import { networkRoutes } from './routes/networks.ts';
+import { NetworkService } from './networks/service.ts';
+import { ContainerNetworks } from './networks/attachments.ts';
 import { hijackHandler } from './routes/hijack.ts';
 import { systemRoutes } from './routes/system.ts';
 import { EngineServer, describe, parseHost, type TlsFiles } from './server.ts';
@@ -36,6 +39,8 @@ export interface DaemonOptions {
   trusted?: Uint8Array[];
   insecureRegistries?: InsecureOption;
   env?: NodeJS.ProcessEnv;
+  /** The default bridge's address and prefix (dockerd's --bip), used when krd first makes it. */
+  bip?: string;
 }
 
 export interface Daemon {
@@ -121,14 +126,19 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     if (runtime !== 'ns') throw new KrError('unavailable', `the ${runtime} runtime is not available yet; use --runtime ns`);
     // containers' state (supervisor dirs, rootfs cache) lives under the data root too
     const rt = new NsRuntime(join(dataRoot, 'runtime'));
-    const containers = new ContainerService(state, images, rt, events);
+    const networks = new NetworkService(state, dataRoot, events, { bip: opts.bip });
+    await networks.init();
+    const containerNetworks = new ContainerNetworks(networks, dataRoot);
+    const containers = new ContainerService(state, images, rt, events, containerNetworks);
+    containerNetworks.resolveContainer = (ref) => containers.resolve(ref);
     await containers.recover();
+    await containerNetworks.recover();
     const execs = new ExecService(state, containers, rt);
     const archive = new ArchiveService(containers, rt);
     const stats = new StatsService(containers, rt);
     const health = new HealthMonitor(containers, rt, events);
     health.open();
-    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, execs, archive, stats, events, id: engineId(dataRoot) };
+    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, execs, archive, stats, events, networks, containerNetworks, id: engineId(dataRoot) };
     const router = new Router();
     systemRoutes(router, context);
     imageRoutes(router, context);
@@ -137,6 +147,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     eventRoutes(router, context);
     archiveRoutes(router, context);
     statsRoutes(router, context);
+    networkRoutes(router, context);
     const server = await EngineServer.listen(listeners, (req, res) => void router.handle(req, res), opts.tls, hijackHandler(context));
     return {
       context,
@@ -144,6 +155,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       close: async () => {
         health.close();
         await server.close();
+        containerNetworks.close();
+        await networks.close();
         state.close();
         unlock();
       },

@@ -17,6 +17,8 @@ export interface KrdOptions {
   args?: string[];
   /** Skip the default unix socket (a TCP-only krd). */
   noSocket?: boolean;
+  /** Run krd inside this network namespace (a name under /run/netns, see kit/netns.ts). */
+  netns?: string;
 }
 
 export interface TestKrd {
@@ -54,7 +56,9 @@ export async function startKrd(opts: KrdOptions = {}): Promise<TestKrd> {
   const dockerConfig = join(work, 'docker-config');
   await fsp.mkdir(dockerConfig, { recursive: true });
   const args = [...(opts.noSocket ? [] : ['-H', `unix://${socket}`]), '--data-root', dataRoot, ...(opts.args ?? [])];
-  const child = spawn(KRD_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // nsenter execs krd after setns (no fork), so the child's PID is still krd's
+  const argv = opts.netns ? ['nsenter', `--net=/run/netns/${opts.netns}`, KRD_BIN, ...args] : [KRD_BIN, ...args];
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));

@@ -5,6 +5,7 @@ import { KrError } from '../../util/errors.ts';
 import { mergeHealthcheck, type Healthcheck } from '../health/config.ts';
 import type { ContainerConfig as ImageConfig } from '../../image/types.ts';
 import { parseRestartPolicy, type RestartPolicy } from './restart-policy.ts';
+import { exposedPorts, parseNetworkHostConfig, type NetworkHostConfig } from '../networks/container-config.ts';
 
 export interface ContainerConfig {
   Hostname: string;
@@ -24,14 +25,14 @@ export interface ContainerConfig {
   Labels: Record<string, string>;
   StopSignal?: string;
   Healthcheck?: Healthcheck;
+  ExposedPorts?: Record<string, object>;
 }
 
-export interface HostConfig {
+export interface HostConfig extends NetworkHostConfig {
   AutoRemove: boolean;
   Binds: string[] | null;
   Init: boolean | null;
   Memory: number;
-  NetworkMode: string;
   RestartPolicy: RestartPolicy;
 }
 
@@ -102,6 +103,8 @@ export function parseCreate(body: unknown, image: ImageConfig): CreateRequest {
   const binds = strs(h, 'Binds') ?? null;
   const healthcheck = mergeHealthcheck(b.Healthcheck, image.Healthcheck);
   for (const bind of binds ?? []) parseBind(bind);
+  const network = parseNetworkHostConfig(h);
+  const exposed = exposedPorts(b.ExposedPorts, image.ExposedPorts as Record<string, unknown> | undefined, network.PortBindings);
   return {
     config: {
       Hostname: str(b, 'Hostname') ?? '',
@@ -119,6 +122,7 @@ export function parseCreate(body: unknown, image: ImageConfig): CreateRequest {
       Image: imageName,
       WorkingDir: str(b, 'WorkingDir') || image.WorkingDir || '',
       Labels: { ...(image.Labels ?? {}), ...labels(b) },
+      ...(Object.keys(exposed).length ? { ExposedPorts: exposed } : {}),
       ...((str(b, 'StopSignal') ?? image.StopSignal) ? { StopSignal: str(b, 'StopSignal') ?? image.StopSignal } : {}),
       ...(healthcheck ? { Healthcheck: healthcheck } : {}),
     },
@@ -127,8 +131,8 @@ export function parseCreate(body: unknown, image: ImageConfig): CreateRequest {
       Binds: binds,
       Init: (init as boolean | null | undefined) ?? null,
       Memory: memory,
-      NetworkMode: str(h, 'NetworkMode') || 'none',
       RestartPolicy: parseRestartPolicy(h.RestartPolicy, bool(h, 'AutoRemove')),
+      ...network,
     },
   };
 }

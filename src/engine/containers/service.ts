@@ -15,6 +15,7 @@ import { ContainerRecords, type ContainerRecord } from './records.ts';
 import { inspectView, listView, matchesFilters } from './views.ts';
 import { pruneFilter } from './prune.ts';
 import { restartDelay, startsWithDaemon } from './restart-policy.ts';
+import type { ContainerNetworks } from '../networks/attachments.ts';
 
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
 
@@ -24,6 +25,7 @@ export class ContainerService {
   private readonly runtime: Runtime;
   private readonly transitions = new EventEmitter();
   private readonly bus: EventService;
+  private readonly networks: ContainerNetworks;
   /** Started containers whose exit is being watched: resolves once the record says exited. */
   private readonly watchers = new Map<string, Promise<void>>();
   private readonly removing = new Map<string, Promise<void>>();
@@ -33,11 +35,12 @@ export class ContainerService {
   private readonly pendingRestarts = new Map<string, NodeJS.Timeout>();
   private readonly restartDelays = new Map<string, number>();
 
-  constructor(state: StateDb, images: ImageService, runtime: Runtime, bus: EventService) {
+  constructor(state: StateDb, images: ImageService, runtime: Runtime, bus: EventService, networks: ContainerNetworks) {
     this.records = new ContainerRecords(state);
     this.images = images;
     this.runtime = runtime;
     this.bus = bus;
+    this.networks = networks;
     this.transitions.setMaxListeners(0);
   }
 
@@ -116,6 +119,7 @@ export class ContainerService {
     }
     const id = randomBytes(32).toString('hex');
     if (!config.Hostname) config.Hostname = id.slice(0, 12);
+    const net = await this.networks.prepare({ id, name: wanted ?? '', hostname: config.Hostname, domainname: config.Domainname, hostConfig, exposedPorts: config.ExposedPorts ?? {}, body });
     await this.runtime.create({
       id,
       rootfs: { image },
@@ -126,10 +130,13 @@ export class ContainerService {
       tty: config.Tty,
       openStdin: config.OpenStdin,
       hostname: config.Hostname,
-      mounts: (hostConfig.Binds ?? []).map((b) => ({ type: 'bind' as const, ...parseBind(b) })),
+      mounts: [...net.mounts, ...(hostConfig.Binds ?? []).map((b) => ({ type: 'bind' as const, ...parseBind(b) }))],
       resources: hostConfig.Memory ? { memoryBytes: hostConfig.Memory } : undefined,
       init: !!hostConfig.Init,
-      network: 'none',
+      network: net.network,
+    }).catch(async (err) => {
+      await this.networks.release(id);
+      throw err;
     });
     try {
       this.records.insert({
@@ -149,6 +156,7 @@ export class ContainerService {
       });
     } catch (err) {
       await this.runtime.reattach(id).then((c) => c.delete({ force: true })).catch(() => undefined);
+      await this.networks.release(id);
       if (/UNIQUE/.test(String(err))) throw new KrError('conflict', `Conflict. The container name "/${wanted}" is already in use.`);
       throw err;
     }
@@ -395,6 +403,7 @@ export class ContainerService {
         const code = this.records.get(id)?.exit_code ?? 0;
         const c = await this.runtime.reattach(id).catch((err) => (isKrError(err, 'not-found') ? null : Promise.reject(err)));
         await c?.delete({ force: true });
+        await this.networks.release(id);
         const r = this.records.get(id);
         this.records.remove(id);
         if (r) this.event(r, 'destroy');
@@ -410,12 +419,12 @@ export class ContainerService {
     return this.records
       .all()
       .filter((r) => (all || r.state === 'running' || r.state === 'paused' || r.state === 'restarting' || filters.has('status')) && matchesFilters(r, filters))
-      .map((r) => listView(r, now));
+      .map((r) => ({ ...listView(r, now), ...this.networks.listSummary(r.id) }));
   }
 
   inspect(ref: string): object {
     const r = this.resolve(ref);
-    return inspectView(r, { logPath: '' });
+    return { ...inspectView(r, { logPath: '' }), NetworkSettings: this.networks.settings(r.id) };
   }
 
   /** The container's stored output; follows until it exits when asked. */

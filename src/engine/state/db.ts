@@ -78,6 +78,32 @@ const MIGRATIONS: string[] = [
   ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE containers ADD COLUMN manually_stopped INTEGER NOT NULL DEFAULT 0;
   `,
+  // 4: networks — endpoints (a container's address on a network) and per-container networking
+  // (its namespace file, published ports), plus the network flags docker reports.
+  `
+  ALTER TABLE networks ADD COLUMN internal INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE networks ADD COLUMN attachable INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE endpoints (
+    id           TEXT PRIMARY KEY,
+    network_id   TEXT NOT NULL REFERENCES networks(id),
+    container_id TEXT NOT NULL,
+    ip           TEXT NOT NULL,
+    aliases      TEXT NOT NULL DEFAULT '[]',   -- JSON: --network-alias / connect --alias
+    ifname       TEXT NOT NULL,                -- inside the container: eth0, eth1…
+    host_ifname  TEXT NOT NULL,                -- the veth end on the bridge
+    ipam_config  TEXT NOT NULL DEFAULT '{}',   -- JSON: what was asked (IPAMConfig)
+    created      INTEGER NOT NULL,
+    UNIQUE (network_id, container_id),
+    UNIQUE (network_id, ip)
+  );
+  CREATE INDEX endpoints_container ON endpoints(container_id);
+  CREATE TABLE container_networking (
+    container_id TEXT PRIMARY KEY,
+    mode         TEXT NOT NULL,                -- bridge | host | none | container:<id>
+    netns        TEXT,                         -- the namespace file krd made (bridge mode)
+    ports        TEXT NOT NULL DEFAULT '{}'    -- JSON: NetworkSettings.Ports with the bound host ports
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
