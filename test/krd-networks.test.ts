@@ -44,6 +44,12 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
       req.end(JSON.stringify(body));
     });
 
+  /** Polls (up to 10 s) for what the kernel finishes in the background. */
+  const until = async (cond: () => boolean) => {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(cond(), 'condition not reached within 10 s');
+  };
+
   before(async () => {
     work = await fsp.mkdtemp(join(tmpdir(), 'kraud-krd-net-'));
     ns = createTestNetns();
@@ -77,8 +83,10 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
       for (const n of krd.docker(['network', 'ls', '-q', '--filter', 'type=custom']).stdout.split('\n').filter(Boolean)) krd.docker(['network', 'rm', n]);
       await krd.stop();
       // nothing of krd's is left in its namespace: only lo and the test's own veth
-      const links = ns.run(['ip', '-o', 'link', 'show']).stdout.split('\n').filter(Boolean).map((l) => l.split(':')[1].trim().split('@')[0]);
-      assert.deepEqual(links.sort(), ['lo', `kt${ns.name.slice(-6)}`].sort());
+      // (veths go with their container's namespace, which the kernel tears down in the background)
+      const links = () => ns.run(['ip', '-o', 'link', 'show']).stdout.split('\n').filter(Boolean).map((l) => l.split(':')[1].trim().split('@')[0]).sort();
+      await until(() => links().length === 2);
+      assert.deepEqual(links(), ['lo', `kt${ns.name.slice(-6)}`].sort());
       assert.doesNotMatch(ns.run(['iptables-save']).stdout, /KRD-/);
     }
     web?.kill('SIGKILL');
@@ -124,7 +132,7 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
     assert.equal(ok('run', '--rm', '--network', 'n1', IMG, 'sh', '-c', 'ip -4 -o addr show eth0 | awk "{print \\$4}"'), '10.88.5.1/16');
     assert.equal(ok('network', 'rm', 'n1'), 'n1');
     assert.match(docker('network', 'inspect', 'n1').stderr, /network n1 not found/);
-    assert.equal(ns.run(['ip', '-o', 'link']).stdout.split('\n').length, linksBefore - 1);
+    await until(() => ns.run(['ip', '-o', 'link']).stdout.split('\n').length === linksBefore - 1);
   });
 
   test('containers on a user network reach each other by name, alias and short ID; unknown names are NXDOMAIN', () => {
@@ -187,6 +195,6 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
     assert.match(ok('run', '--rm', '--network', 'app', IMG, 'nslookup', 'web'), /Address:\s+10\.89\.0\.2$/m);
     ok('rm', '-f', 'srv', 'pub', 'late');
     ok('network', 'rm', 'app');
-    assert.doesNotMatch(ns.run(['ip', '-o', 'link']).stdout, /\bkv/);
+    await until(() => !/\bkv/.test(ns.run(['ip', '-o', 'link']).stdout));
   });
 });

@@ -3,7 +3,7 @@
 // hash of the data root, so krds sharing a network namespace never touch each other's devices.
 import { formatIp, macFor, type Cidr } from './ipv4.ts';
 import { ipBatch, run } from './cmd.ts';
-import { ownNetns } from './netns.ts';
+import { createNetns, ownNetns } from './netns.ts';
 
 /** Creates the bridge with its gateway address, up (an existing one is kept as it is). */
 export async function ensureBridge(name: string, gateway: number, subnet: Cidr): Promise<void> {
@@ -44,8 +44,12 @@ export interface VethSpec {
   gateway?: number;
 }
 
-/** A veth pair from the container's namespace to the bridge, addressed and up. */
-export async function attachVeth(v: VethSpec): Promise<void> {
+/**
+ * A veth pair from the container's namespace to the bridge, addressed and up. With `create`, the
+ * namespace is made by the same process that configures its inside (`unshare --net=FILE ip
+ * -batch`): two processes per container in all, the other one enslaving krd's end to the bridge.
+ */
+export async function attachVeth(v: VethSpec, opts: { create?: boolean } = {}): Promise<void> {
   const inside = [
     'link set lo up',
     `link add ${v.ifname} address ${macFor(v.ip)} type veth peer name ${v.hostIfname} netns ${ownNetns()}`,
@@ -54,7 +58,8 @@ export async function attachVeth(v: VethSpec): Promise<void> {
   ];
   if (v.gateway !== undefined) inside.push(`route replace default via ${formatIp(v.gateway)} dev ${v.ifname}`);
   try {
-    await ipBatch(inside, { netns: v.netns });
+    if (opts.create) await createNetns(v.netns, inside);
+    else await ipBatch(inside, { netns: v.netns });
     await ipBatch([`link set dev ${v.hostIfname} master ${v.bridge} up`]);
   } catch (err) {
     await deleteLink(v.hostIfname);

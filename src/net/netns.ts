@@ -5,12 +5,14 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { run } from './cmd.ts';
 
-/** A new, empty network namespace (lo down) bound at path. */
-export async function createNetns(path: string): Promise<void> {
+/** A new network namespace bound at path; `ipLines` (ip -batch commands) run inside it first. */
+export async function createNetns(path: string, ipLines?: string[]): Promise<void> {
   closeSync(openSync(path, 'w'));
   try {
-    await run(['unshare', `--net=${path}`, 'true']);
+    if (ipLines) await run(['unshare', `--net=${path}`, 'ip', '-batch', '-'], ipLines.join('\n') + '\n');
+    else await run(['unshare', `--net=${path}`, 'true']);
   } catch (err) {
+    if (isMounted(path)) await run(['umount', path]).catch(() => undefined);
     await rm(path, { force: true });
     throw err;
   }

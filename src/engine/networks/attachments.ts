@@ -7,7 +7,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KrError } from '../../util/errors.ts';
 import type { ContainerSpec, MountSpec } from '../../runtime/runtime.ts';
-import { createNetns, removeNetns } from '../../net/netns.ts';
+import { removeNetns } from '../../net/netns.ts';
 import { startProxy, type Proxy } from '../../net/port-proxy.ts';
 import { useEmbeddedDns, writeContainerFiles } from './container-files.ts';
 import { endpointRequest, endpointRequests, type EndpointRequest, type NetworkHostConfig, type PortBinding } from './container-config.ts';
@@ -67,9 +67,8 @@ export class ContainerNetworks {
     // recorded first: a crash from here on leaves a row that recover cleans up
     this.nets.records.setNetworking({ container_id: c.id, mode: 'bridge', netns, ports: {} });
     try {
-      await createNetns(netns);
       const requests = endpointRequests(c.body);
-      const first = await this.nets.attach(n, { id: c.id, netns, ...this.requestFor(requests, n), defaultRoute: true });
+      const first = await this.nets.attach(n, { id: c.id, netns, ...this.requestFor(requests, n), defaultRoute: true, createNetns: true });
       for (const [ref, req] of requests) {
         const other = this.nets.resolve(ref);
         if (other.id !== n.id) await this.nets.attach(other, { id: c.id, netns, ...req, defaultRoute: false });
@@ -122,9 +121,11 @@ export class ContainerNetworks {
   async release(id: string): Promise<void> {
     for (const p of this.proxies.get(id) ?? []) p.close();
     this.proxies.delete(id);
-    for (const e of this.nets.records.endpointsOf(id)) await this.nets.detach(e).catch(() => undefined);
     const dir = join(this.root, id);
-    await removeNetns(join(dir, 'netns'));
+    const endpoints = this.nets.records.endpointsOf(id);
+    // the veths go with the namespace (their container ends are in it): no `ip link del` each
+    const gone = await removeNetns(join(dir, 'netns')).then(() => true, () => false);
+    for (const e of endpoints) await this.nets.detach(e, { linkGone: gone }).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
     this.nets.records.removeNetworking(id);
   }

@@ -262,7 +262,7 @@ export class NetworkService {
    * free), a veth named ifname inside, the default route when it is the first network. The
    * record is written before the devices, so a crash in between leaves something recover sees.
    */
-  async attach(n: NetworkRecord, c: { id: string; netns: string; aliases: string[]; ipv4?: string; defaultRoute: boolean }): Promise<EndpointRecord> {
+  async attach(n: NetworkRecord, c: { id: string; netns: string; aliases: string[]; ipv4?: string; defaultRoute: boolean; createNetns?: boolean }): Promise<EndpointRecord> {
     if (n.driver !== 'bridge') throw new KrError('invalid', `container cannot be connected to network ${n.name} (driver ${n.driver})`);
     n = await this.ensureUp(n);
     if (c.aliases.length && !this.isUserDefined(n)) throw new KrError('invalid', 'network-scoped alias is supported only for containers in user defined networks');
@@ -278,7 +278,7 @@ export class NetworkService {
     const e: EndpointRecord = { id: randomBytes(32).toString('hex'), network_id: n.id, container_id: c.id, ip, aliases: c.aliases, ifname: `eth${k}`, host_ifname: this.vethName(), ipam_config: c.ipv4 ? { IPv4Address: c.ipv4 } : {}, created: Date.now() };
     this.records.insertEndpoint(e);
     try {
-      await attachVeth({ netns: c.netns, ifname: e.ifname, hostIfname: e.host_ifname, bridge: this.bridgeOf(n), ip: parseIp(ip)!, subnet: pool.subnet, gateway: c.defaultRoute ? pool.gateway : undefined });
+      await attachVeth({ netns: c.netns, ifname: e.ifname, hostIfname: e.host_ifname, bridge: this.bridgeOf(n), ip: parseIp(ip)!, subnet: pool.subnet, gateway: c.defaultRoute ? pool.gateway : undefined }, { create: c.createNetns });
     } catch (err) {
       this.records.removeEndpoint(e.id);
       throw err;
@@ -287,8 +287,8 @@ export class NetworkService {
     return e;
   }
 
-  async detach(e: EndpointRecord): Promise<void> {
-    await deleteLink(e.host_ifname);
+  async detach(e: EndpointRecord, opts: { linkGone?: boolean } = {}): Promise<void> {
+    if (!opts.linkGone) await deleteLink(e.host_ifname);
     this.records.removeEndpoint(e.id);
     const n = this.records.network(e.network_id);
     if (n) this.bus.publish('network', 'disconnect', n.id, { name: n.name, type: n.driver, container: e.container_id });
