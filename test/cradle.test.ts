@@ -67,13 +67,13 @@ before(async () => {
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
 describe('cradle', { concurrency: true }, () => {
-  test('summon + run of a busybox docker archive: its output on stdout, its exit code, its USER', async () => {
+  test('summon + run of a busybox docker archive: its output on stdout, its exit code, its USER; restart policy in the guest', async () => {
     const dir = path.join(work, 'vm-one');
-    const s = await run(['summon', dir, archive, '--mem', '128m']);
+    const s = await run(['summon', dir, archive, '--mem', '128m', '--restart', 'on-failure:2']);
     assert.equal(s.code, 0, s.err);
     const r = await run(['run', dir, '--timings']);
     accelOf(r.err);
-    assert.equal(r.out, 'hello from the pod\n1000\n');
+    assert.equal(r.out, 'hello from the pod\n1000\n'.repeat(3), r.err);
     assert.equal(r.code, 7, r.err);
     for (const p of ['qemu spawned', 'kernel entered', 'init started', 'disks ready', "container exec'd", 'first output', 'total']) assert.match(r.err, new RegExp(`^${p}: \\d+ ms$`, 'm'));
   });
@@ -135,6 +135,7 @@ describe('cradle', { concurrency: true }, () => {
       [['summon', path.join(work, 'bad3'), tampered, '--identity', key.identity], 1, /bad signature|corrupt/],
       [['summon', path.join(work, 'bad4'), baliFile], 1, /no trusted identity|untrusted/],
       [['summon', path.join(work, 'bad5'), archive, '--mem', '12x'], 1, /invalid memory size/],
+      [['summon', path.join(work, 'bad8'), archive, '--restart', 'sometimes'], 1, /invalid restart policy/],
       [['run', path.join(work, 'bad6')], 1, /not a cradle VM directory/],
       [['summon', path.join(work, 'bad7'), archive, '-v', `${path.join(work, 'nope')}:/data`], 1, /does not exist/],
     ];

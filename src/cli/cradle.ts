@@ -15,6 +15,7 @@ commands:
       -e, --env K=V                environment (repeatable)
       -v, --volume SRC:DST[:ro]    share the host directory SRC at DST (virtiofs; every container)
       -p, --publish HOST:CTR[/udp] forward 127.0.0.1:HOST to the pod's port CTR (repeatable)
+      --restart POLICY             no (default), always, unless-stopped, on-failure[:MAX] (in the guest)
       --mem SIZE                   guest memory (default 256m)
       --cpus N                     vCPUs (default 1)
       --pod FILE                   several containers sharing the pod's network (JSON, see src/vm/README.md)
@@ -51,6 +52,7 @@ async function summonCmd(args: string[]): Promise<void> {
       mem: { type: 'string' },
       cpus: { type: 'string' },
       pod: { type: 'string' },
+      restart: { type: 'string' },
       net: { type: 'string' },
       identity: { type: 'string', multiple: true },
       'identity-file': { type: 'string', multiple: true },
@@ -69,6 +71,7 @@ async function summonCmd(args: string[]): Promise<void> {
     memory: values.mem,
     cpus: values.cpus === undefined ? undefined : Number(values.cpus),
     cmd,
+    restart: values.restart,
     containers: values.pod ? podContainers(values.pod) : undefined,
     network: values.net as 'user' | 'none' | undefined,
     trusted: readTrustedIdentities(values.identity ?? [], values['identity-file'] ?? []),

@@ -13,7 +13,7 @@ import { capabilityMask } from '../runtime/ns/capabilities.ts';
 import { KrError } from '../util/errors.ts';
 import { configDisk } from './config-disk.ts';
 import { imageDisk, type ImageDisk } from './image-disk.ts';
-import { USER_NETWORK, validateLaunchSpec, type LaunchContainer, type LaunchSpec, type RestartPolicyName } from './launch-spec.ts';
+import { USER_NETWORK, validateLaunchSpec, type LaunchContainer, type LaunchSpec, type RestartPolicy, type RestartPolicyName } from './launch-spec.ts';
 import type { Disk } from './qemu.ts';
 
 export interface PortForward {
@@ -40,7 +40,8 @@ export interface PodContainerInput {
   env?: string[];
   workdir?: string;
   user?: string;
-  restart?: RestartPolicyName;
+  /** docker's --restart: no, always, unless-stopped, on-failure[:MAX] */
+  restart?: string;
 }
 
 export interface SummonOptions {
@@ -51,6 +52,8 @@ export interface SummonOptions {
   cpus?: number;
   ports?: string[];
   cmd?: string[];
+  /** The single container's restart policy (docker's --restart syntax). */
+  restart?: string;
   /** Several containers sharing the pod's network; replaces cmd. */
   containers?: PodContainerInput[];
   trusted?: Uint8Array[];
@@ -84,6 +87,13 @@ export function parseVolume(text: string, i: number): { tag: string; source: str
   }
   if (!st.isDirectory()) throw new KrError('invalid', `-v ${text}: ${source} is not a directory (cradle shares directories into the VM)`);
   return { tag: `v${i}`, source, target: parts[1], readonly: mode === 'ro' };
+}
+
+/** docker's --restart values: no, always, unless-stopped, on-failure[:MAX]. */
+export function parseRestart(text: string): RestartPolicy {
+  const m = /^(no|always|unless-stopped|on-failure)(?::(\d{1,9}))?$/.exec(text);
+  if (!m || (m[2] !== undefined && m[1] !== 'on-failure')) throw new KrError('invalid', `invalid restart policy: ${JSON.stringify(text)} (no, always, unless-stopped, on-failure[:MAX])`);
+  return m[2] !== undefined ? { name: 'on-failure', maximumRetryCount: Number(m[2]) } : { name: m[1] as RestartPolicyName };
 }
 
 export function parsePort(text: string): PortForward {
@@ -139,7 +149,7 @@ async function containerOf(input: PodContainerInput, disk: ImageDisk, imageIndex
     tty: false,
     openStdin: false,
     mounts: [],
-    restartPolicy: { name: input.restart ?? 'no' },
+    restartPolicy: parseRestart(input.restart ?? 'no'),
   };
 }
 
@@ -152,7 +162,7 @@ export async function summon(dir: string, opts: SummonOptions): Promise<PodFile>
   const cpus = opts.cpus ?? 1;
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new KrError('invalid', `invalid --cpus ${opts.cpus}: a whole number 1..64`);
   const forwards = (opts.ports ?? []).map(parsePort);
-  const inputs: PodContainerInput[] = opts.containers ?? [{ name: 'main', cmd: opts.cmd && opts.cmd.length > 0 ? opts.cmd : undefined }];
+  const inputs: PodContainerInput[] = opts.containers ?? [{ name: 'main', cmd: opts.cmd && opts.cmd.length > 0 ? opts.cmd : undefined, restart: opts.restart }];
   if (inputs.length === 0) throw new KrError('invalid', 'the pod has no containers');
 
   // images first: nothing is written into dir before every image is ready and verified
