@@ -37,7 +37,25 @@ export class Api {
   async ok<T = unknown>(method: string, path: string, body?: unknown, ok: number[] = [200, 201, 204]): Promise<T> {
     const a = await this.call(method, path, body);
     if (!ok.includes(a.status)) throw new Error(`${method} ${path}: ${a.status} ${a.body.trim()}`);
-    return (a.body ? JSON.parse(a.body) : undefined) as T;
+    return (a.body && /^[[{]/.test(a.body) ? JSON.parse(a.body) : a.body) as T;
+  }
+
+  /**
+   * POST wait, resolved once krd has answered its head (the waiter is registered), so a start
+   * sent after it cannot race it; `exited` resolves with the exit code.
+   */
+  waitFor(id: string, condition = 'next-exit'): Promise<{ exited: Promise<number> }> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ socketPath: this.socket, agent: this.agent, method: 'POST', path: `/v1.47/containers/${id}/wait?condition=${condition}` }, (res) => {
+        if (res.statusCode !== 200) return reject(new Error(`wait ${id}: ${res.statusCode}`));
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        resolve({ exited: new Promise((done, fail) => res.on('end', () => (text ? done((JSON.parse(text) as { StatusCode: number }).StatusCode) : fail(new Error(`wait ${id}: no answer`))))) });
+      });
+      req.on('error', reject);
+      req.end();
+    });
   }
 
   /**

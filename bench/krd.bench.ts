@@ -73,7 +73,7 @@ async function measure(f: KrdFixture, work: string, api: Api, runner: { crun?: C
   const apiRun = async (): Promise<number> => {
     const t0 = process.hrtime.bigint();
     const { Id } = await api.ok<{ Id: string }>('POST', '/containers/create', { Image: img, Cmd: ['/bin/true'], HostConfig: { NetworkMode: 'none' } });
-    const exited = api.ok('POST', `/containers/${Id}/wait?condition=next-exit`);
+    const { exited } = await api.waitFor(Id);
     await api.ok('POST', `/containers/${Id}/start`);
     await exited;
     const t1 = process.hrtime.bigint();

@@ -2,7 +2,9 @@
 // "<RFC 3339 time with nanoseconds> <stdout|stderr> <F|P> <bytes>", F when the chunk ended a
 // line (the \n is implied), P for a partial line — the CRI log format. Read here for
 // `docker logs` with --since/--until/--tail/--follow/--timestamps.
+import { watch, type FSWatcher } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { LogEntry, LogOptions } from './runtime.ts';
 
 export function parseLogLine(line: Buffer): LogEntry | null {
@@ -57,12 +59,62 @@ export async function* readLog(path: string, opts: LogOptions, done: () => Promi
   if (opts.tail !== undefined && opts.tail >= 0) first = opts.tail === 0 ? [] : first.slice(-opts.tail);
   yield* first;
   if (!opts.follow) return;
-  for (;;) {
-    if (opts.signal?.aborted) return;
-    if (opts.until && Date.now() > opts.until.getTime()) return;
-    const finished = await done();
-    yield* await readNew();
-    if (finished) return;
-    await new Promise((r) => setTimeout(r, 25));
+  const wake = changes(dirname(path));
+  try {
+    for (;;) {
+      if (opts.signal?.aborted) return;
+      if (opts.until && Date.now() > opts.until.getTime()) return;
+      const finished = await done();
+      yield* await readNew();
+      if (finished) return;
+      await wake.next(FOLLOW_POLL_MS);
+    }
+  } finally {
+    wake.close();
   }
+}
+
+/** The slowest a follower notices new output or the exit when no change event comes. */
+const FOLLOW_POLL_MS = 200;
+
+/**
+ * Wake-ups on any change in the log's directory (inotify): the writer appending to the log and
+ * the exit file appearing both land there, so a follower sees its first byte within a
+ * millisecond or so of the write instead of after a polling period. The timeout stays as a
+ * fallback (a watch can fail, e.g. when the directory is gone).
+ */
+function changes(dir: string): { next(timeoutMs: number): Promise<void>; close(): void } {
+  let pending = false;
+  let wakeUp: (() => void) | null = null;
+  let watcher: FSWatcher | null = null;
+  try {
+    watcher = watch(dir, { persistent: false }, () => {
+      pending = true;
+      wakeUp?.();
+    });
+    watcher.on('error', () => watcher?.close());
+  } catch {
+    watcher = null;
+  }
+  return {
+    next(timeoutMs) {
+      if (pending) {
+        pending = false;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(done, timeoutMs);
+        function done() {
+          clearTimeout(timer);
+          wakeUp = null;
+          pending = false;
+          resolve();
+        }
+        wakeUp = done;
+      });
+    },
+    close() {
+      watcher?.close();
+    },
+  };
 }
