@@ -10,7 +10,7 @@ deps:
 	@$(MAKE) --no-print-directory native guest
 
 # Small C helpers for what Node cannot do itself (namespaces for the whole process, pivot_root).
-native: build/bali-enter build/krd-shim
+native: build/bali-enter build/krd-shim build/krd-spawner
 
 build/bali-enter: native/bali-enter.c
 	@mkdir -p build
@@ -19,6 +19,10 @@ build/bali-enter: native/bali-enter.c
 build/krd-shim: native/krd-shim.c
 	@mkdir -p build
 	gcc -O2 -Wall -Wextra -o $@ $< -lutil
+
+build/krd-spawner: native/krd-spawner.c
+	@mkdir -p build
+	gcc -O2 -Wall -Wextra -o $@ $<
 
 # cradle's guest side: static, because the initramfs carries no libc.
 build/krd-shim.static: native/krd-shim.c

@@ -1,0 +1,162 @@
+/*
+ * krd-spawner: starts krd-shim processes on krd's behalf. krd keeps one spawner as a child and
+ * sends it requests on stdin; the spawner forks (a small process forks in microseconds, while
+ * node's spawn() forks the whole daemon and blocks its event loop until the exec: ~3 ms idle,
+ * far more on a busy machine) and answers on stdout with the shim's ready line.
+ *
+ * Request (stdin): u32 big-endian length, then NUL-terminated strings:
+ *   <request id> <argc> <argv[0]=program> … <argv[argc-1]> <env entries…>
+ * Answer (stdout), one line per request, in whatever order the shims get ready:
+ *   "<request id> <the shim's first line>"        e.g. "7 ok 1234", "7 error mount: …"
+ *   "<request id> exited <what it printed>"        when it ended without a line
+ * Each shim is double-forked into its own session (it outlives krd and the spawner), with
+ * stdout and stderr on a pipe the spawner reads until the first newline or EOF.
+ * EOF on stdin (krd gone) ends the spawner; shims are not affected.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAXPENDING 256
+#define MAXSTRINGS 4096
+
+struct pending {
+  int fd;
+  char id[32];
+  char buf[2048];
+  size_t len;
+};
+
+static struct pending pend[MAXPENDING];
+static int npend;
+
+static void reply(struct pending *p, const char *prefix, const char *text, size_t n) {
+  char line[2200];
+  int l = snprintf(line, sizeof line, "%s %s%.*s", p->id, prefix, (int)n, text);
+  if (l < 0) return;
+  if ((size_t)l >= sizeof line - 1) l = (int)sizeof line - 2;
+  for (int i = 0; i < l; i++) if (line[i] == '\n') line[i] = ' ';
+  line[l++] = '\n';
+  for (int off = 0; off < l;) {
+    ssize_t w = write(1, line + off, (size_t)(l - off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) exit(0); /* krd is gone */
+    off += (int)w;
+  }
+}
+
+static void fail_request(struct pending *p, const char *what, const char *why) {
+  char text[512];
+  int n = snprintf(text, sizeof text, "error %s%s", what, why);
+  reply(p, "", text, n < 0 ? 0 : (size_t)n);
+}
+
+static void start(char *payload, size_t n) {
+  static char *s[MAXSTRINGS], *argv[MAXSTRINGS];
+  int ns = 0;
+  for (size_t i = 0; i < n && ns < MAXSTRINGS - 1;) {
+    s[ns++] = payload + i;
+    i += strnlen(payload + i, n - i) + 1;
+  }
+  s[ns] = NULL; /* ends the env entries */
+  struct pending overflow = {0};
+  struct pending *p = npend < MAXPENDING ? &pend[npend] : &overflow;
+  snprintf(p->id, sizeof p->id, "%s", ns > 0 ? s[0] : "?");
+  int argc = ns > 1 ? atoi(s[1]) : 0;
+  if (p == &overflow || argc < 1 || 2 + argc > ns) {
+    fail_request(p, "krd-spawner: ", p == &overflow ? "too many shims starting at once" : "bad request");
+    return;
+  }
+  for (int i = 0; i < argc; i++) argv[i] = s[2 + i];
+  argv[argc] = NULL;
+  char **envp = &s[2 + argc];
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    fail_request(p, "pipe: ", strerror(errno));
+    return;
+  }
+  pid_t child = fork();
+  if (child == 0) {
+    setsid();
+    if (fork() != 0) _exit(0);
+    int null = open("/dev/null", O_RDONLY);
+    dup2(null, 0);
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    signal(SIGPIPE, SIG_DFL);
+    execve(argv[0], argv, envp);
+    dprintf(1, "error exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  close(fds[1]);
+  if (child < 0) {
+    close(fds[0]);
+    fail_request(p, "fork: ", strerror(errno));
+    return;
+  }
+  while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {}
+  p->fd = fds[0];
+  p->len = 0;
+  npend++;
+}
+
+/* Reads what the shim printed; answers and forgets it at the first newline or at EOF. */
+static int drain(struct pending *p) {
+  ssize_t r = read(p->fd, p->buf + p->len, sizeof p->buf - 1 - p->len);
+  if (r < 0 && errno == EINTR) return 0;
+  if (r > 0) {
+    p->len += (size_t)r;
+    char *nl = memchr(p->buf, '\n', p->len);
+    if (nl) {
+      reply(p, "", p->buf, (size_t)(nl - p->buf));
+      return 1;
+    }
+    if (p->len < sizeof p->buf - 1) return 0;
+  }
+  reply(p, "exited ", p->buf, p->len);
+  return 1;
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  static char in[1 << 20];
+  size_t inlen = 0;
+  for (;;) {
+    struct pollfd pfd[MAXPENDING + 1];
+    pfd[0] = (struct pollfd){.fd = 0, .events = POLLIN};
+    for (int i = 0; i < npend; i++) pfd[i + 1] = (struct pollfd){.fd = pend[i].fd, .events = POLLIN};
+    if (poll(pfd, (nfds_t)npend + 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      return 1;
+    }
+    for (int i = npend - 1; i >= 0; i--) {
+      if (!pfd[i + 1].revents) continue;
+      if (drain(&pend[i])) {
+        close(pend[i].fd);
+        pend[i] = pend[--npend];
+      }
+    }
+    if (pfd[0].revents) {
+      ssize_t r = read(0, in + inlen, sizeof in - inlen);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return 0; /* krd is gone (or sent more than fits: not ours) */
+      inlen += (size_t)r;
+      while (inlen >= 4) {
+        uint32_t n = ((uint32_t)(uint8_t)in[0] << 24) | ((uint32_t)(uint8_t)in[1] << 16) | ((uint32_t)(uint8_t)in[2] << 8) | (uint8_t)in[3];
+        if (n > sizeof in - 4) return 1;
+        if (inlen < 4 + n) break;
+        start(in + 4, n);
+        memmove(in, in + 4 + n, inlen - 4 - n);
+        inlen -= 4 + n;
+      }
+    }
+  }
+}
