@@ -9,9 +9,10 @@
  * Answer (stdout), one line per request, in whatever order the shims get ready:
  *   "<request id> <the shim's first line>"        e.g. "7 ok 1234", "7 error mount: …"
  *   "<request id> exited <what it printed>"        when it ended without a line
- * Each shim is double-forked into its own session (it outlives krd and the spawner), with
- * stdout and stderr on a pipe the spawner reads until the first newline or EOF.
- * EOF on stdin (krd gone) ends the spawner; shims are not affected.
+ * Each shim runs in its own session, with stdout and stderr on a pipe the spawner reads until
+ * the first newline or EOF. The spawner is the shims' parent and reaps them (this machine's PID 1
+ * leaves orphans as zombies), as node did when krd spawned them itself. EOF on stdin (krd gone)
+ * ends the spawner; shims are not affected (they are orphaned, as they were when krd died).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -86,7 +87,10 @@ static void start(char *payload, size_t n) {
   pid_t child = fork();
   if (child == 0) {
     setsid();
-    if (fork() != 0) _exit(0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGCHLD, SIG_DFL);
     int null = open("/dev/null", O_RDONLY);
     dup2(null, 0);
     dup2(fds[1], 1);
@@ -102,7 +106,6 @@ static void start(char *payload, size_t n) {
     fail_request(p, "fork: ", strerror(errno));
     return;
   }
-  while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {}
   p->fd = fds[0];
   p->len = 0;
   npend++;
@@ -125,20 +128,39 @@ static int drain(struct pending *p) {
   return 1;
 }
 
+static int chld_pipe[2];
+static void on_chld(int sig) {
+  (void)sig;
+  int e = errno;
+  if (write(chld_pipe[1], "c", 1) < 0) {}
+  errno = e;
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
+  /* SIGCHLD wakes the poll through a pipe; the loop reaps whoever exited */
+  if (pipe2(chld_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
+  struct sigaction sa = {.sa_handler = on_chld, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGCHLD, &sa, NULL);
   static char in[1 << 20];
   size_t inlen = 0;
   for (;;) {
-    struct pollfd pfd[MAXPENDING + 1];
+    struct pollfd pfd[MAXPENDING + 2];
     pfd[0] = (struct pollfd){.fd = 0, .events = POLLIN};
-    for (int i = 0; i < npend; i++) pfd[i + 1] = (struct pollfd){.fd = pend[i].fd, .events = POLLIN};
-    if (poll(pfd, (nfds_t)npend + 1, -1) < 0) {
+    pfd[1] = (struct pollfd){.fd = chld_pipe[0], .events = POLLIN};
+    for (int i = 0; i < npend; i++) pfd[i + 2] = (struct pollfd){.fd = pend[i].fd, .events = POLLIN};
+    if (poll(pfd, (nfds_t)npend + 2, -1) < 0) {
       if (errno == EINTR) continue;
       return 1;
     }
+    if (pfd[1].revents) {
+      char b[64];
+      while (read(chld_pipe[0], b, sizeof b) > 0) {}
+      while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    }
     for (int i = npend - 1; i >= 0; i--) {
-      if (!pfd[i + 1].revents) continue;
+      if (!pfd[i + 2].revents) continue;
       if (drain(&pend[i])) {
         close(pend[i].fd);
         pend[i] = pend[--npend];

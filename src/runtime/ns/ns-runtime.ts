@@ -231,7 +231,6 @@ class NsContainer extends ShimProcess implements Container {
       await exited;
     }
     await this.runtime.views.idle(this.id);
-    await removeCgroups(this.saved.cgroups);
-    await rm(this.dir, { recursive: true, force: true });
+    await Promise.all([removeCgroups(this.saved.cgroups), rm(this.dir, { recursive: true, force: true })]);
   }
 }
