@@ -2,7 +2,8 @@
 // - `docker run --rm --network none IMG /bin/true` through krd: ≤ 2.0× crun run. The docker CLI
 //   (a Go binary) pays its own start on every command, so that is measured alongside
 //   (`docker --version`) and a row without it is printed too. With the default network as well
-//   when this krd has one (GET /networks lists "bridge").
+//   when krd has one (GET /networks lists "bridge"): that krd runs in a network namespace the
+//   bench makes (kraud-t-<random>, removed at the end), so its bridge and veths stay there.
 // - create+start+exit through the Engine API (no CLI, keep-alive connection, --network none):
 //   ≤ 1.2× crun run.
 // - first log byte after start (logs?follow=1, and attach): ≤ 20 ms, median.
@@ -13,6 +14,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startKrdWithImage, stopKrdFixture, type KrdFixture } from '../test/kit/krd-image.ts';
+import { startKrd, type TestKrd } from '../test/kit/krd.ts';
+import { createTestNetns, type TestNetns } from '../test/kit/netns.ts';
 import { alternate, median, type Row } from './lib.ts';
 import { Api, CrunRunner, pool, spawnResult } from './krd-kit.ts';
 
@@ -37,18 +40,45 @@ function crunBundle(f: KrdFixture, work: string): string {
 
 export async function benchKrd(work: string): Promise<Row[]> {
   const f = await startKrdWithImage('kraud-bench-krd-', { Cmd: ['sh'] });
-  const runner: { crun?: CrunRunner } = {};
+  const runner: Extras = {};
   const api = new Api(f.krd.socket);
   try {
     return await measure(f, work, api, runner);
   } finally {
     runner.crun?.close();
     api.close();
+    if (runner.netKrd) {
+      for (const id of runner.netKrd.docker(['ps', '-aq']).stdout.split('\n').filter(Boolean)) runner.netKrd.docker(['rm', '-f', id]);
+      await runner.netKrd.stop();
+    }
+    runner.netns?.remove();
     await stopKrdFixture(f);
   }
 }
 
-async function measure(f: KrdFixture, work: string, api: Api, runner: { crun?: CrunRunner }): Promise<Row[]> {
+interface Extras {
+  crun?: CrunRunner;
+  netns?: TestNetns;
+  netKrd?: TestKrd;
+}
+
+/** A second krd in its own network namespace with the image loaded, when krd has a default bridge. */
+async function bridgedKrd(f: KrdFixture, api: Api, extras: Extras): Promise<TestKrd | undefined> {
+  const nets = await api.call('GET', '/networks');
+  if (nets.status !== 200 || !/"Name":"bridge"/.test(nets.body)) return undefined;
+  const archive = path.join(f.work, 'image.tar');
+  const saved = f.krd.docker(['save', '-o', archive, f.img], { timeout: 60_000 });
+  if (saved.code !== 0) throw new Error(`docker save failed: ${saved.stderr}`);
+  extras.netns = createTestNetns();
+  const krd = (extras.netKrd = await startKrd({ netns: extras.netns.name, socket: path.join(f.work, 'krd-net.sock'), dataRoot: path.join(f.work, 'data-net') }));
+  const loaded = krd.docker(['load', '-i', archive], { timeout: 60_000 });
+  if (loaded.code !== 0) throw new Error(`docker load failed: ${loaded.stderr}`);
+  const first = krd.docker(['run', '--rm', f.img, '/bin/true']);
+  if (first.code !== 0) throw new Error(`docker run (default network) failed: ${first.stderr}`);
+  return krd;
+}
+
+async function measure(f: KrdFixture, work: string, api: Api, runner: Extras): Promise<Row[]> {
   const { img, krd } = f;
   const env = krd.env;
   const pull = krd.docker(['pull', img], { timeout: 120_000 });
@@ -64,8 +94,8 @@ async function measure(f: KrdFixture, work: string, api: Api, runner: { crun?: C
     const r = await spawnResult('docker', args, env);
     if (r.code !== 0) throw new Error(`docker ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
   };
-  const nets = await api.call('GET', '/networks');
-  const hasBridge = nets.status === 200 && /"Name":"bridge"/.test(nets.body);
+  const netKrd = await bridgedKrd(f, api, runner);
+  const hasBridge = !!netKrd;
 
   // create → wait(next-exit) registered → start → exit seen: what `crun run` does, less the
   // deletion, which follows untimed (its median is reported in the note).
@@ -99,7 +129,12 @@ async function measure(f: KrdFixture, work: string, api: Api, runner: { crun?: C
     apiRun,
     apiStart,
   };
-  if (hasBridge) contenders.cliBridge = () => docker(['run', '--rm', img, '/bin/true']);
+  if (netKrd) {
+    contenders.cliBridge = async () => {
+      const r = await spawnResult('docker', ['run', '--rm', img, '/bin/true'], netKrd.env);
+      if (r.code !== 0) throw new Error(`docker run (default network) exited ${r.code}: ${r.stderr}`);
+    };
+  }
   process.stderr.write(`bench: krd run (${runs} rounds of ${Object.keys(contenders).join(', ')})...\n`);
   const t = await alternate(runs, contenders);
   const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)])) as Record<string, number>;
@@ -110,7 +145,7 @@ async function measure(f: KrdFixture, work: string, api: Api, runner: { crun?: C
     { name: `docker run --rm --network none IMG /bin/true via krd (${runs} runs)`, ours: m.cliNone, baseline: m.crun, baselineName: crunName, goal: '≤ 2.0× time', note: `docker CLI's own start (docker --version): ${ms(m.cliStart)}` },
     { name: 'same, less the docker CLI\'s own start (per-round difference)', ours: cliLess, baseline: m.crun, baselineName: crunName, goal: '≤ 2.0× time' },
   ];
-  if (hasBridge) rows.push({ name: `docker run --rm IMG /bin/true via krd, default network (${runs} runs)`, ours: m.cliBridge, baseline: m.crun, baselineName: crunName, goal: 'report' });
+  if (hasBridge) rows.push({ name: `docker run --rm IMG /bin/true via krd, default network (${runs} runs; krd in its own netns)`, ours: m.cliBridge, baseline: m.crun, baselineName: crunName, goal: 'report' });
   else process.stderr.write('bench: krd has no default bridge network yet: default-network row skipped\n');
   rows.push(
     { name: `API create+start+exit, --network none, no CLI (${runs} runs)`, ours: m.apiRun, baseline: m.crun, baselineName: crunName, goal: '≤ 1.2× time', note: `then DELETE: ${ms(median(deletes))} (untimed)` },
