@@ -4,6 +4,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { startKrd } from './kit/krd.ts';
 import { startKrdWithImage, stopKrdFixture, type KrdFixture } from './kit/krd-image.ts';
 
@@ -241,6 +243,45 @@ describe('krd lifecycle', { concurrency: true }, () => {
     const ev = krd.docker(['events', '--since', since, '--until', stamp(), '--filter', 'event=detach', '--format', '{{.Actor.Attributes.name}}']);
     assert.equal(ev.stdout.trim(), 'dt2');
     assert.equal(krd.docker(['rm', '-f', 'dt2']).code, 0);
+  });
+
+  test('HostConfig: --cap-drop/--cap-add, --read-only, --pids-limit, --cpus, --cpu-shares take effect and show in inspect', () => {
+    const { krd, img } = f;
+    const capEff = 'while read k v; do [ "$k" = CapEff: ] && echo $v; done < /proc/self/status';
+    const r = krd.docker(['run', '--rm', '--cap-drop', 'NET_RAW', '--cap-add', 'cap_net_admin', '--read-only', img, 'sh', '-c', `${capEff}; touch /x 2>&1 || echo read-only`]);
+    assert.equal(r.code, 0, r.stderr);
+    // docker's default a80425fb without NET_RAW (bit 13), with NET_ADMIN (bit 12)
+    assert.match(r.stdout, /^00000000a80415fb\n.*Read-only file system\nread-only\n$/s);
+    assert.equal(krd.docker(['run', '-d', '--name', 'hc1', '--pids-limit', '12', '--cpus', '0.5', '--cpu-shares', '512', img, 'sleep', '60']).code, 0);
+    assert.equal(inspect('hc1', '{{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.Privileged}}'), '12 500000000 512 false false');
+    const id = inspect('hc1', '{{.Id}}');
+    // the container's cgroups: v1 controllers (this machine kind) or one v2 group
+    const groups = ['', 'pids', 'cpu', 'cpu,cpuacct']
+      .map((c) => join('/sys/fs/cgroup', c))
+      .filter((d) => existsSync(d))
+      .flatMap((d) => readdirSync(d).filter((n) => n.startsWith('kraud-')).map((n) => join(d, n, id)))
+      .filter((d) => existsSync(d));
+    const read = (file: string) => groups.map((d) => join(d, file)).filter((p) => existsSync(p)).map((p) => readFileSync(p, 'utf8').trim())[0];
+    assert.equal(read('pids.max'), '12');
+    if (read('cpu.max') !== undefined) assert.equal(read('cpu.max'), '50000 100000');
+    else {
+      assert.equal(read('cpu.cfs_quota_us'), '50000');
+      assert.equal(read('cpu.shares'), '512');
+    }
+    // and the limit bites: the twelfth process cannot start
+    const fork = krd.docker(['exec', 'hc1', 'sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14; do sleep 30 & done 2>&1; wait']);
+    assert.match(fork.stdout + fork.stderr, /fork|Resource temporarily unavailable|can't/i);
+    assert.equal(krd.docker(['rm', '-f', 'hc1']).code, 0);
+    const bad = [
+      [['--privileged'], /privileged containers are not supported/],
+      [['--cap-add', 'NOPE'], /unknown capability: "CAP_NOPE"/],
+      [['--cpus', '999'], /Range of CPUs is from 0\.01 to/],
+    ] as const;
+    for (const [flags, message] of bad) {
+      const c = krd.docker(['create', ...flags, img, 'true']);
+      assert.notEqual(c.code, 0);
+      assert.match(c.stderr, message);
+    }
   });
 });
 

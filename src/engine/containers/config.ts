@@ -6,6 +6,7 @@ import { mergeHealthcheck, type Healthcheck } from '../health/config.ts';
 import type { ContainerConfig as ImageConfig } from '../../image/types.ts';
 import { parseRestartPolicy, type RestartPolicy } from './restart-policy.ts';
 import { exposedPorts, parseNetworkHostConfig, type NetworkHostConfig } from '../networks/container-config.ts';
+import { parseHostResources, type HostResources } from './host-resources.ts';
 
 export interface ContainerConfig {
   Hostname: string;
@@ -28,7 +29,7 @@ export interface ContainerConfig {
   ExposedPorts?: Record<string, object>;
 }
 
-export interface HostConfig extends NetworkHostConfig {
+export interface HostConfig extends NetworkHostConfig, HostResources {
   AutoRemove: boolean;
   Binds: string[] | null;
   Init: boolean | null;
@@ -133,6 +134,7 @@ export function parseCreate(body: unknown, image: ImageConfig): CreateRequest {
       Memory: memory,
       RestartPolicy: parseRestartPolicy(h.RestartPolicy, bool(h, 'AutoRemove')),
       ...network,
+      ...parseHostResources(h),
     },
   };
 }

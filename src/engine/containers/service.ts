@@ -14,6 +14,7 @@ import { checkName, generateName } from './names.ts';
 import { ContainerRecords, type ContainerRecord } from './records.ts';
 import { inspectView, listView, matchesFilters } from './views.ts';
 import { pruneFilter } from './prune.ts';
+import { runtimeSpecOf } from './host-resources.ts';
 import { restartDelay, startsWithDaemon } from './restart-policy.ts';
 import type { ContainerNetworks } from '../networks/attachments.ts';
 
@@ -131,7 +132,7 @@ export class ContainerService {
       openStdin: config.OpenStdin,
       hostname: config.Hostname,
       mounts: [...net.mounts, ...(hostConfig.Binds ?? []).map((b) => ({ type: 'bind' as const, ...parseBind(b) }))],
-      resources: hostConfig.Memory ? { memoryBytes: hostConfig.Memory } : undefined,
+      ...runtimeSpecOf(hostConfig),
       init: !!hostConfig.Init,
       network: net.network,
     }).catch(async (err) => {

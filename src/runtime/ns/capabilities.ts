@@ -15,6 +15,11 @@ const CAPS: Record<string, number> = {
 /** Docker's default set (moby oci/caps/defaults.go lists these names). */
 export const DOCKER_DEFAULT_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'];
 
+/** Whether docker would take this name for --cap-add/--cap-drop ("NET_RAW", "cap_net_raw", "ALL"). */
+export function isCapability(name: string): boolean {
+  return name.toUpperCase() === 'ALL' || CAPS[name.toUpperCase().replace(/^CAP_/, '')] !== undefined;
+}
+
 function capNumber(name: string): number {
   const n = CAPS[name.toUpperCase().replace(/^CAP_/, '')];
   if (n === undefined) throw new KrError('invalid', `unknown capability: ${name}`);
