@@ -157,6 +157,9 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
     assert.equal(ok('inspect', '--format', '{{len .NetworkSettings.Networks}}', 'late'), '1');
     assert.notEqual(krd.docker(['exec', 'late', 'sh', '-c', 'ip link show eth1']).code, 0);
     assert.match(docker('network', 'disconnect', 'app', 'late').stderr, /is not connected to network app/);
+    // --network container:late shares late's namespace, address and all
+    const lateIp = ok('inspect', '--format', '{{.NetworkSettings.IPAddress}}', 'late');
+    assert.equal(ok('run', '--rm', '--network', 'container:late', IMG, 'sh', '-c', 'ip -4 -o addr show eth0 | awk "{print \\$4}"'), `${lateIp}/16`);
   });
 
   test('-p publishes on krd\'s namespace (tcp; -P and port 0 pick free ports shown by docker port)', () => {
@@ -182,6 +185,7 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
     assert.match(hosts, /^172\.17\.0\.\d+\tbox1$/m);
     assert.match(hosts, /^box1$/m);
     assert.equal(ok('run', '--rm', '--network', 'none', IMG, 'sh', '-c', 'ls /sys/class/net'), 'lo');
+    assert.match(ok('run', '--rm', '--network', 'host', IMG, 'ip', '-o', 'link'), new RegExp(`: kt${ns.name.slice(-6)}[:@]`));
   });
 
   test('kill -9 of krd: published ports and DNS come back after the restart; rm cleans up what was left', async () => {

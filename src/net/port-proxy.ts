@@ -35,19 +35,20 @@ function bindError(f: Forward, err: Error): KrError {
 }
 
 function tcpProxy(f: Forward): Promise<Proxy> {
-  const server: Server = createServer({ pauseOnConnect: false }, (client) => {
-    const upstream = connect({ host: f.targetIp, port: f.targetPort });
+  // half-open both ways: a client that sends FIN after its request still gets the whole answer;
+  // pipe() passes each end on, and each socket closes once both of its directions are done
+  const server: Server = createServer({ allowHalfOpen: true }, (client) => {
+    const upstream = connect({ host: f.targetIp, port: f.targetPort, allowHalfOpen: true });
     client.setNoDelay(true);
     upstream.setNoDelay(true);
-    client.pipe(upstream).pipe(client);
+    client.pipe(upstream);
+    upstream.pipe(client);
     const end = () => {
       client.destroy();
       upstream.destroy();
     };
     client.on('error', end);
     upstream.on('error', end);
-    client.on('close', () => upstream.end());
-    upstream.on('close', () => client.end());
   });
   return new Promise((resolve, reject) => {
     server.once('error', (err) => reject(bindError(f, err)));
