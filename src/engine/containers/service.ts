@@ -18,15 +18,19 @@ import { runtimeSpecOf } from './host-resources.ts';
 import { restartDelay, startsWithDaemon } from './restart-policy.ts';
 import type { ContainerNetworks } from '../networks/attachments.ts';
 
+/** What containers need of networking (krd's ContainerNetworks; vdocker's pod has one network, the VM's). */
+export type ContainerNetworking = Pick<ContainerNetworks, 'prepare' | 'release' | 'settings' | 'listSummary'>;
+
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
 
 export class ContainerService {
   readonly records: ContainerRecords;
-  private readonly images: ImageService;
+  /** null where containers are not created here (vdocker serves a pod's fixed containers). */
+  private readonly images: ImageService | null;
   private readonly runtime: Runtime;
   private readonly transitions = new EventEmitter();
   private readonly bus: EventService;
-  private readonly networks: ContainerNetworks;
+  private readonly networks: ContainerNetworking;
   /** Started containers whose exit is being watched: resolves once the record says exited. */
   private readonly watchers = new Map<string, Promise<void>>();
   private readonly removing = new Map<string, Promise<void>>();
@@ -36,7 +40,7 @@ export class ContainerService {
   private readonly pendingRestarts = new Map<string, NodeJS.Timeout>();
   private readonly restartDelays = new Map<string, number>();
 
-  constructor(state: StateDb, images: ImageService, runtime: Runtime, bus: EventService, networks: ContainerNetworks) {
+  constructor(state: StateDb, images: ImageService | null, runtime: Runtime, bus: EventService, networks: ContainerNetworking) {
     this.records = new ContainerRecords(state);
     this.images = images;
     this.runtime = runtime;
@@ -108,6 +112,7 @@ export class ContainerService {
   }
 
   async create(body: unknown, name?: string): Promise<{ Id: string; Warnings: string[] }> {
+    if (!this.images) throw new KrError('unavailable', 'containers cannot be created here');
     const imageName = (body as { Image?: unknown } | null)?.Image;
     if (typeof imageName !== 'string' || imageName === '') throw new KrError('invalid', 'config error: no image given');
     const { id: imageId } = this.images.resolve(imageName);
@@ -209,7 +214,9 @@ export class ContainerService {
       .then(async ({ code, at }) => {
         this.watchers.delete(id);
         await this.exited(id, code, Number.isFinite(at) ? at : Date.now());
-      });
+      })
+      // an exit seen after the state database was closed (shutting down) is recovered at the next start
+      .catch(() => undefined);
     this.watchers.set(id, done);
   }
 

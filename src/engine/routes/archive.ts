@@ -13,7 +13,7 @@ function pathParam(q: URLSearchParams): string {
   return path;
 }
 
-export function archiveRoutes(router: Router, ctx: EngineContext): void {
+export function archiveRoutes(router: Router, ctx: Pick<EngineContext, 'archive'>): void {
   const svc = ctx.archive;
 
   router.add('HEAD', ARCHIVE, async ({ res, params, query }) => {

@@ -22,12 +22,20 @@ function timeParam(q: URLSearchParams, name: string): Date | undefined {
   return new Date(Number(v) * 1000);
 }
 
-export function containerRoutes(router: Router, ctx: EngineContext): void {
+export function containerRoutes(router: Router, ctx: Pick<EngineContext, 'containers'>, opts: { create: boolean } = { create: true }): void {
   const svc = ctx.containers;
 
-  router.add('POST', /^\/containers\/create$/, async ({ req, res, query }) => {
-    const body = await readJson(req);
-    json(res, 201, await svc.create(body, query.get('name') || undefined));
+  // docker's create is krd's; vdocker's pod gets containers from its host another way (POST /kraud/containers)
+  if (opts.create) {
+    router.add('POST', /^\/containers\/create$/, async ({ req, res, query }) => {
+      const body = await readJson(req);
+      json(res, 201, await svc.create(body, query.get('name') || undefined));
+    });
+  }
+
+  router.add('DELETE', new RegExp(`^/containers/${ID}$`), async ({ res, params, query }) => {
+    await svc.remove(params[0], queryBool(query, 'force'));
+    noContent(res);
   });
 
   router.add('GET', /^\/containers\/json$/, ({ res, query }) => {
@@ -93,10 +101,6 @@ export function containerRoutes(router: Router, ctx: EngineContext): void {
     res.end();
   });
 
-  router.add('DELETE', new RegExp(`^/containers/${ID}$`), async ({ res, params, query }) => {
-    await svc.remove(params[0], queryBool(query, 'force'));
-    noContent(res);
-  });
 
   router.add('GET', new RegExp(`^/containers/${ID}/logs$`), async ({ res, params, query }) => {
     const stdout = queryBool(query, 'stdout');

@@ -12,7 +12,7 @@ function size(q: URLSearchParams, name: string): number {
   return Number(v);
 }
 
-export function execRoutes(router: Router, ctx: EngineContext): void {
+export function execRoutes(router: Router, ctx: Pick<EngineContext, 'execs'>): void {
   const svc = ctx.execs;
 
   router.add('POST', new RegExp(`^/containers/${ID}/exec$`), async ({ req, res, params }) => {

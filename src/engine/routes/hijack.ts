@@ -61,7 +61,7 @@ function parseBody(body: Buffer): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-export function hijackHandler(ctx: EngineContext): (req: IncomingMessage, conn: Duplex, head: Buffer) => void {
+export function hijackHandler(ctx: Pick<EngineContext, 'containers' | 'execs'>): (req: IncomingMessage, conn: Duplex, head: Buffer) => void {
   return (req, conn, head) => {
     conn.on('error', () => undefined);
     void (async () => {

@@ -3,7 +3,7 @@
 import type { EngineContext } from '../context.ts';
 import { json, queryBool, type Router } from '../router.ts';
 
-export function statsRoutes(router: Router, ctx: EngineContext): void {
+export function statsRoutes(router: Router, ctx: Pick<EngineContext, 'stats'>): void {
   const svc = ctx.stats;
 
   router.add('GET', /^\/containers\/([^/]+)\/top$/, async ({ res, params, query }) => {

@@ -1,0 +1,225 @@
+// POST /kraud/containers: the host (krd's vm runtime) creates a container in the pod — held before
+// its start, like every Runtime.create, so the host can attach first and see all of its output.
+// Not docker's create body: the host has already merged image config and request (entrypoint+cmd,
+// env, user), so this is the runtime's ContainerSpec as JSON, its image named by its index in the
+// launch spec (a read-only disk mounted in the guest). Checked field by field: the request comes
+// from the host, but a bad one must still be one 400 and leave nothing behind.
+import type { ContainerConfig, HostConfig } from '../../engine/containers/config.ts';
+import type { ContainerService } from '../../engine/containers/service.ts';
+import type { ContainerSpec, MountSpec, Resources, Runtime } from '../../runtime/runtime.ts';
+import { KrError } from '../../util/errors.ts';
+
+export interface CreateBody {
+  id: string;
+  name?: string;
+  /** Index of the pod's image (launch spec images[N]). */
+  image: number;
+  args: string[];
+  env?: string[];
+  cwd?: string;
+  user?: string;
+  tty?: boolean;
+  openStdin?: boolean;
+  stdinOnce?: boolean;
+  hostname?: string;
+  init?: boolean;
+  readonlyRootfs?: boolean;
+  capAdd?: string[];
+  capDrop?: string[];
+  /** 'none': the container gets its own network namespace; 'host' (default): the pod's, as the original. */
+  network?: 'none' | 'host';
+  resources?: Resources;
+  mounts?: MountSpec[];
+  /** Shown by inspect: the image reference and docker's Config the host recorded. */
+  imageRef?: string;
+  config?: Partial<ContainerConfig>;
+}
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/**
+ * A pod container's HostConfig as inspect shows it. Restart policies are the host's business (krd
+ * starts the pod's container again), ports and DNS the VM's: vdocker never restarts or publishes.
+ */
+export function podHostConfig(over: Partial<HostConfig> = {}): HostConfig {
+  const base: HostConfig = {
+    AutoRemove: false,
+    Binds: null,
+    Init: null,
+    Memory: 0,
+    NetworkMode: 'default',
+    RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+    PortBindings: {},
+    PublishAllPorts: false,
+    ExtraHosts: null,
+    Dns: [],
+    DnsSearch: [],
+    DnsOptions: [],
+    CapAdd: null,
+    CapDrop: null,
+    ReadonlyRootfs: false,
+    Privileged: false,
+    PidsLimit: null,
+    NanoCpus: 0,
+    CpuShares: 0,
+    CpuQuota: 0,
+    CpuPeriod: 0,
+  };
+  return { ...base, ...over };
+}
+
+function bad(what: string): never {
+  throw new KrError('invalid', `create: ${what}`);
+}
+
+const strs = (v: unknown, what: string): string[] | undefined => {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string' && !s.includes('\0'))) bad(`${what} must be a list of strings`);
+  return v as string[];
+};
+const str = (v: unknown, what: string): string | undefined => {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v.includes('\0')) bad(`${what} must be a string`);
+  return v;
+};
+const bool = (v: unknown, what: string): boolean => {
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') bad(`${what} must be a boolean`);
+  return v;
+};
+
+function resources(v: unknown): Resources | undefined {
+  if (v === undefined) return undefined;
+  if (!v || typeof v !== 'object') bad('resources must be an object');
+  const out: Resources = {};
+  for (const k of ['memoryBytes', 'nanoCpus', 'cpuShares', 'pidsLimit'] as const) {
+    const n = (v as Record<string, unknown>)[k];
+    if (n === undefined) continue;
+    if (!Number.isSafeInteger(n) || (n as number) < 0) bad(`resources.${k} must be a whole number`);
+    out[k] = n as number;
+  }
+  return out;
+}
+
+function mounts(v: unknown): MountSpec[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v)) bad('mounts must be a list');
+  return v.map((m, i) => {
+    const o = m as Record<string, unknown>;
+    if (!o || typeof o.target !== 'string' || !o.target.startsWith('/')) bad(`mounts[${i}].target must be an absolute path`);
+    // binds would name guest paths: only what the launch spec shares into the VM may be bound
+    if (o.type !== 'tmpfs') bad(`mounts[${i}]: only tmpfs mounts can be added to a running pod`);
+    return { type: 'tmpfs' as const, target: o.target as string };
+  });
+}
+
+export function parseCreateBody(v: unknown): CreateBody {
+  const o = v as Record<string, unknown>;
+  if (!o || typeof o !== 'object' || Array.isArray(o)) bad('body must be an object');
+  if (typeof o.id !== 'string' || !ID.test(o.id)) bad(`id must match ${ID}`);
+  if (o.name !== undefined && (typeof o.name !== 'string' || !ID.test(o.name))) bad(`name must match ${ID}`);
+  if (!Number.isInteger(o.image) || (o.image as number) < 0) bad('image must be an image index');
+  const args = strs(o.args, 'args');
+  if (!args?.length) bad('no command given');
+  const network = o.network ?? 'host';
+  if (network !== 'none' && network !== 'host') bad('network must be none or host');
+  if (o.config !== undefined && (!o.config || typeof o.config !== 'object')) bad('config must be an object');
+  return {
+    id: o.id as string,
+    name: o.name as string | undefined,
+    image: o.image as number,
+    args: args!,
+    env: strs(o.env, 'env'),
+    cwd: str(o.cwd, 'cwd'),
+    user: str(o.user, 'user'),
+    tty: bool(o.tty, 'tty'),
+    openStdin: bool(o.openStdin, 'openStdin'),
+    stdinOnce: bool(o.stdinOnce, 'stdinOnce'),
+    hostname: str(o.hostname, 'hostname'),
+    init: bool(o.init, 'init'),
+    readonlyRootfs: bool(o.readonlyRootfs, 'readonlyRootfs'),
+    capAdd: strs(o.capAdd, 'capAdd'),
+    capDrop: strs(o.capDrop, 'capDrop'),
+    network,
+    resources: resources(o.resources),
+    mounts: mounts(o.mounts),
+    imageRef: str(o.imageRef, 'imageRef'),
+    config: o.config as Partial<ContainerConfig> | undefined,
+  };
+}
+
+/** Creates it in the runtime, then records it; a failed record removes the runtime's container. */
+export async function createInPod(runtime: Runtime, containers: ContainerService, imageDirs: string[], b: CreateBody): Promise<{ Id: string }> {
+  const dir = imageDirs[b.image];
+  if (dir === undefined) throw new KrError('invalid', `create: the pod has no image ${b.image}`);
+  const name = b.name ?? b.id;
+  if (containers.records.get(b.id) || containers.records.byName(name)) throw new KrError('conflict', `container ${name} already exists`);
+  const spec: ContainerSpec = {
+    id: b.id,
+    rootfs: { dir },
+    args: b.args,
+    env: b.env,
+    cwd: b.cwd,
+    user: b.user,
+    tty: b.tty,
+    openStdin: b.openStdin,
+    hostname: b.hostname,
+    init: b.init,
+    readonlyRootfs: b.readonlyRootfs,
+    capAdd: b.capAdd,
+    capDrop: b.capDrop,
+    network: b.network,
+    resources: b.resources,
+    mounts: b.mounts,
+  };
+  await runtime.create(spec);
+  try {
+    const k = b.config ?? {};
+    containers.records.insert({
+      id: b.id,
+      name,
+      image_id: '',
+      image_ref: b.imageRef ?? '',
+      state: 'created',
+      created: Date.now(),
+      started: null,
+      finished: null,
+      exit_code: null,
+      pid: null,
+      runtime: runtime.name,
+      config: {
+        Hostname: b.hostname ?? '',
+        Domainname: '',
+        User: b.user ?? '',
+        AttachStdin: false,
+        AttachStdout: false,
+        AttachStderr: false,
+        Tty: !!b.tty,
+        OpenStdin: !!b.openStdin,
+        StdinOnce: !!b.stdinOnce,
+        Env: b.env ?? [],
+        Cmd: k.Cmd ?? b.args,
+        Entrypoint: k.Entrypoint ?? null,
+        Image: b.imageRef ?? '',
+        WorkingDir: b.cwd ?? '',
+        Labels: k.Labels ?? {},
+        ...(k.StopSignal ? { StopSignal: k.StopSignal } : {}),
+      },
+      hostConfig: podHostConfig({
+        Init: b.init ?? null,
+        Memory: b.resources?.memoryBytes ?? 0,
+        NetworkMode: b.network ?? 'host',
+        CapAdd: b.capAdd ?? null,
+        CapDrop: b.capDrop ?? null,
+        ReadonlyRootfs: !!b.readonlyRootfs,
+        PidsLimit: b.resources?.pidsLimit ?? null,
+        NanoCpus: b.resources?.nanoCpus ?? 0,
+        CpuShares: b.resources?.cpuShares ?? 0,
+      }),
+    });
+  } catch (err) {
+    await runtime.reattach(b.id).then((c) => c.delete({ force: true })).catch(() => undefined);
+    throw err;
+  }
+  return { Id: b.id };
+}
