@@ -172,7 +172,12 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
     assert.equal(fetched.code, 0, fetched.stderr);
     assert.equal(fetched.stdout.trim(), ok('inspect', '--format', '{{.Config.Hostname}}', 'pub'));
     assert.match(ok('ps', '--format', '{{.Ports}}', '--filter', 'name=pub'), /0\.0\.0\.0:18080->80\/tcp/);
-    assert.match(docker('run', '-d', '-p', '18080:80', IMG, 'true').stderr, /port is already allocated/);
+    assert.match(docker('run', '-d', '--name', 'clash', '-p', '18080:80', IMG, 'true').stderr, /port is already allocated/);
+    // as in docker, a stopped container holds no host port; a start takes it again
+    ok('stop', '-t', '1', 'pub');
+    assert.equal(ok('port', 'pub'), '');
+    ok('start', 'pub');
+    assert.match(ok('port', 'pub'), /^80\/tcp -> 0\.0\.0\.0:18080$/m);
   });
 
   test('outbound: containers on the default and a user network fetch from "the internet"; --add-host and host-gateway', () => {
@@ -197,7 +202,7 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
     const fetched = ns.run(['sh', '-c', retry('busybox wget -qO- http://127.0.0.1:18080/hostname')]);
     assert.equal(fetched.code, 0, fetched.stderr);
     assert.match(ok('run', '--rm', '--network', 'app', IMG, 'nslookup', 'web'), /Address:\s+10\.89\.0\.2$/m);
-    ok('rm', '-f', 'srv', 'pub', 'late');
+    ok('rm', '-f', 'srv', 'pub', 'late', 'clash');
     ok('network', 'rm', 'app');
     await until(() => !/\bkv/.test(ns.run(['ip', '-o', 'link']).stdout));
   });

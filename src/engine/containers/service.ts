@@ -19,7 +19,7 @@ import { restartDelay, startsWithDaemon } from './restart-policy.ts';
 import type { ContainerNetworks } from '../networks/attachments.ts';
 
 /** What containers need of networking (krd's ContainerNetworks; vdocker's pod has one network, the VM's). */
-export type ContainerNetworking = Pick<ContainerNetworks, 'prepare' | 'release' | 'settings' | 'listSummary'>;
+export type ContainerNetworking = Pick<ContainerNetworks, 'prepare' | 'release' | 'started' | 'stopped' | 'settings' | 'listSummary'>;
 
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
 
@@ -194,6 +194,7 @@ export class ContainerService {
       // exited: a fresh process; created: never started, or prepared by an attach (docker start -a)
       if (st.status === 'exited') await c.recreate();
       else if (st.status === 'running') throw new KrError('conflict', `container ${id} is already running`);
+      await this.networks.started(id);
       await c.start();
       const now = await c.state();
       this.records.markRunning(id, now.pid ?? null, Date.now());
@@ -229,6 +230,7 @@ export class ContainerService {
     else this.records.markRestarting(id, code, finished);
     this.event(r, 'die', { exitCode: String(code), execDuration: String(Math.max(0, Math.floor((finished - (r.started ?? finished)) / 1000))) });
     this.transitions.emit(`exit:${id}`, code);
+    if (delay === null) this.networks.stopped(id);
     if (delay !== null) {
       this.restartDelays.set(id, delay);
       this.pendingRestarts.set(id, setTimeout(() => void this.policyRestart(id), delay).unref());

@@ -74,8 +74,6 @@ export class ContainerNetworks {
         if (other.id !== n.id) await this.nets.attach(other, { id: c.id, netns, ...req, defaultRoute: false });
       }
       const mounts = await writeContainerFiles({ ...files, ip: first.ip, nameserver: this.nets.isUserDefined(n) ? n.ipam.Config[0].Gateway : undefined });
-      const ports = await this.publish(c.id, hc, c.exposedPorts, first.ip);
-      this.nets.records.setNetworking({ container_id: c.id, mode: 'bridge', netns, ports });
       return { network: { netnsPath: netns }, mounts };
     } catch (err) {
       await this.release(c.id);
@@ -96,6 +94,34 @@ export class ContainerNetworks {
     });
   }
 
+  /**
+   * Before the main process (re)starts: its ports published (as docker, only while it runs; a
+   * port it had before is taken again when it is free). Throws, as docker's start does, when a
+   * host port is taken.
+   */
+  async started(id: string): Promise<void> {
+    if (this.proxies.has(id)) return;
+    const nw = this.nets.records.networking(id);
+    const c = this.nets.records.containerConfig(id);
+    const first = this.nets.records.endpointsOf(id)[0];
+    if (!nw || !c || !first) return;
+    try {
+      const ports = await this.publish(id, c.hostConfig, c.exposedPorts, first.ip, nw.ports);
+      this.nets.records.setNetworking({ ...nw, ports });
+    } catch (err) {
+      this.stopped(id);
+      throw err;
+    }
+  }
+
+  /** After the main process exited for good (no restart coming): its host ports are freed. */
+  stopped(id: string): void {
+    for (const p of this.proxies.get(id) ?? []) p.close();
+    this.proxies.delete(id);
+    const nw = this.nets.records.networking(id);
+    if (nw && Object.keys(nw.ports).length) this.nets.records.setNetworking({ ...nw, ports: {} });
+  }
+
   /** Proxies for the bindings (and every exposed port with -P); docker's Ports map as bound. */
   private async publish(id: string, hc: NetworkHostConfig, exposed: Record<string, object>, ip: string, wanted?: ContainerNetworking['ports']): Promise<ContainerNetworking['ports']> {
     const ports: ContainerNetworking['ports'] = {};
@@ -109,7 +135,9 @@ export class ContainerNetworks {
       ports[key] = list.length ? [] : null;
       for (const [i, b] of list.entries()) {
         const again = wanted?.[key]?.[i];
-        const p = await startProxy({ proto: proto as 'tcp' | 'udp', hostIp: b.HostIp, hostPort: Number(again?.HostPort || b.HostPort || 0), targetIp: ip, targetPort: Number(port) });
+        const forward = { proto: proto as 'tcp' | 'udp', hostIp: b.HostIp, hostPort: Number(again?.HostPort || b.HostPort || 0), targetIp: ip, targetPort: Number(port) };
+        // a port the kernel picked last time is only a preference
+        const p = await startProxy(forward).catch((err) => (!b.HostPort && forward.hostPort ? startProxy({ ...forward, hostPort: 0 }) : Promise.reject(err)));
         started.push(p);
         ports[key]!.push({ HostIp: b.HostIp || '0.0.0.0', HostPort: String(p.port) });
       }
@@ -187,7 +215,7 @@ export class ContainerNetworks {
     return { networking, endpoints, modeNetwork };
   }
 
-  /** After a krd restart: ports bound again; what belongs to no container any more removed. */
+  /** After a krd restart: ports of running containers bound again; what belongs to no container any more removed. */
   async recover(): Promise<void> {
     const containers = this.nets.records.containerIds();
     for (const nw of this.nets.records.allNetworking()) {
@@ -195,12 +223,9 @@ export class ContainerNetworks {
         await this.release(nw.container_id).catch(() => undefined);
         continue;
       }
-      const first = this.nets.records.endpointsOf(nw.container_id)[0];
-      if (!first || Object.keys(nw.ports).length === 0) continue;
-      const bindings: Record<string, PortBinding[]> = {};
-      for (const [k, v] of Object.entries(nw.ports)) if (v?.length) bindings[k] = v.map((b) => ({ HostIp: b.HostIp === '0.0.0.0' ? '' : b.HostIp, HostPort: b.HostPort }));
-      const hc = { PortBindings: bindings, PublishAllPorts: false } as NetworkHostConfig;
-      await this.publish(nw.container_id, hc, {}, first.ip, nw.ports).catch((err) => process.stderr.write(`krd: ports of ${nw.container_id.slice(0, 12)}: ${(err as Error).message}\n`));
+      const state = this.nets.records.containerConfig(nw.container_id)?.state;
+      if (state !== 'running' && state !== 'paused' && state !== 'restarting') continue;
+      await this.started(nw.container_id).catch((err) => process.stderr.write(`krd: ports of ${nw.container_id.slice(0, 12)}: ${(err as Error).message}\n`));
     }
     for (const id of await readdir(this.root).catch(() => [] as string[])) {
       if (!this.nets.records.networking(id) && existsSync(join(this.root, id))) await this.release(id).catch(() => undefined);

@@ -1,6 +1,7 @@
 // Network rows, endpoints (a container on a network: its address, aliases, veth) and each
 // container's networking (mode, namespace file, published ports) in the state database.
 import type { StateDb } from '../state/db.ts';
+import type { NetworkHostConfig } from './container-config.ts';
 
 export interface IpamPool {
   Subnet: string;
@@ -145,6 +146,20 @@ export class NetworkRecords {
   containerName(id: string): string | undefined {
     const r = this.state.db.prepare('SELECT name FROM containers WHERE id = ?').get(id) as { name: string } | undefined;
     return r?.name;
+  }
+
+  /** What networking needs of a container's record: its state, HostConfig, exposed ports. */
+  containerConfig(id: string): { state: string; hostConfig: NetworkHostConfig; exposedPorts: Record<string, object> } | undefined {
+    const r = this.state.db.prepare('SELECT state, config, host_config FROM containers WHERE id = ?').get(id) as { state: string; config: string; host_config: string } | undefined;
+    if (!r) return undefined;
+    const hostConfig = JSON.parse(r.host_config) as NetworkHostConfig;
+    return { state: r.state, hostConfig: { ...hostConfig, PortBindings: hostConfig.PortBindings ?? {} }, exposedPorts: (JSON.parse(r.config) as { ExposedPorts?: Record<string, object> }).ExposedPorts ?? {} };
+  }
+
+  /** Containers whose names resolve: those running (or paused, or between restarts). */
+  isLive(id: string): boolean {
+    const r = this.state.db.prepare('SELECT state FROM containers WHERE id = ?').get(id) as { state: string } | undefined;
+    return !!r && ['running', 'paused', 'restarting'].includes(r.state);
   }
 
   containerIds(): Set<string> {

@@ -156,6 +156,7 @@ export class NetworkService {
   lookup(networkId: string, name: string): string[] {
     const out: string[] = [];
     for (const e of this.records.endpoints(networkId)) {
+      if (!this.records.isLive(e.container_id)) continue;
       const cname = this.records.containerName(e.container_id)?.toLowerCase();
       if (cname === name || e.container_id.slice(0, 12) === name || e.aliases.some((a) => a.toLowerCase() === name)) out.push(e.ip);
     }

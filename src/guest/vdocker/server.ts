@@ -88,6 +88,8 @@ function configOf(c: PodContainer): ContainerConfig {
 const POD_NETWORK: ContainerNetworking = {
   prepare: () => Promise.reject(new KrError('unavailable', 'containers are created with POST /kraud/containers here')),
   release: () => Promise.resolve(),
+  started: () => Promise.resolve(),
+  stopped: () => undefined,
   settings: () => networkSettingsView({ endpoints: [] }),
   listSummary: () => listNetworkView({ endpoints: [] }),
 };
