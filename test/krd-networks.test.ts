@@ -189,6 +189,13 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
     assert.match(hosts, /^172\.17\.0\.1\tgw$/m);
     assert.match(hosts, /^172\.17\.0\.\d+\tbox1$/m);
     assert.match(hosts, /^box1$/m);
+    // networks are isolated from each other: srv (on app) is out of reach from the default bridge
+    const reach = (net: string, addr: string) => docker('run', '--rm', '--network', net, IMG, 'sh', '-c', `echo | busybox nc -w 1 ${addr}`).code === 0;
+    assert.ok(reach('app', '10.89.0.2 80'));
+    assert.ok(!reach('bridge', '10.89.0.2 80'));
+    ok('network', 'create', '--internal', 'closed');
+    assert.ok(!reach('closed', `${INET_IP} 8000`));
+    ok('network', 'rm', 'closed');
     assert.equal(ok('run', '--rm', '--network', 'none', IMG, 'sh', '-c', 'ls /sys/class/net'), 'lo');
     assert.match(ok('run', '--rm', '--network', 'host', IMG, 'ip', '-o', 'link'), new RegExp(`: kt${ns.name.slice(-6)}[:@]`));
   });

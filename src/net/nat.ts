@@ -14,9 +14,17 @@ async function ensureChain(table: string, chain: string, from: string): Promise<
   if (!(await ipt(table, ['-C', from, ...jump]).then(() => true, () => false))) await ipt(table, ['-I', from, ...jump]);
 }
 
-function rules(bridge: string, subnet: Cidr, internal: boolean): [table: string, spec: string[]][] {
-  const out: [string, string[]][] = [['filter', ['-i', bridge, '-o', bridge, '-j', 'ACCEPT']]];
-  if (internal) return out;
+/**
+ * Per bridge: traffic inside it passes; to the other bridges of this krd (`family`, an iptables
+ * wildcard like kr1a2b3c+) it is dropped, as docker isolates its networks; out of krd's
+ * namespace it is masqueraded (not for --internal networks).
+ */
+function rules(bridge: string, family: string, subnet: Cidr, internal: boolean): [table: string, spec: string[]][] {
+  const out: [string, string[]][] = [
+    ['filter', ['-i', bridge, '-o', bridge, '-j', 'ACCEPT']],
+    ['filter', ['-i', bridge, '-o', family, '-j', 'DROP']],
+  ];
+  if (internal) return [...out, ['filter', ['-i', bridge, '-j', 'DROP']], ['filter', ['-o', bridge, '-j', 'DROP']]];
   return [
     ...out,
     ['nat', ['-s', formatCidr(subnet), '!', '-o', bridge, '-j', 'MASQUERADE']],
@@ -25,17 +33,17 @@ function rules(bridge: string, subnet: Cidr, internal: boolean): [table: string,
   ];
 }
 
-export async function enableNat(chain: string, bridge: string, subnet: Cidr, internal: boolean): Promise<void> {
+export async function enableNat(chain: string, bridge: string, family: string, subnet: Cidr, internal: boolean): Promise<void> {
   if (!internal) await writeFile('/proc/sys/net/ipv4/ip_forward', '1');
   await ensureChain('nat', chain, 'POSTROUTING');
   await ensureChain('filter', chain, 'FORWARD');
-  for (const [table, spec] of rules(bridge, subnet, internal)) {
+  for (const [table, spec] of rules(bridge, family, subnet, internal)) {
     if (!(await ipt(table, ['-C', chain, ...spec]).then(() => true, () => false))) await ipt(table, ['-A', chain, ...spec]);
   }
 }
 
-export async function disableNat(chain: string, bridge: string, subnet: Cidr, internal: boolean): Promise<void> {
-  for (const [table, spec] of rules(bridge, subnet, internal)) await ipt(table, ['-D', chain, ...spec]).catch(() => undefined);
+export async function disableNat(chain: string, bridge: string, family: string, subnet: Cidr, internal: boolean): Promise<void> {
+  for (const [table, spec] of rules(bridge, family, subnet, internal)) await ipt(table, ['-D', chain, ...spec]).catch(() => undefined);
 }
 
 /** Drops both chains and their jumps (when the last bridge network of this krd is gone). */

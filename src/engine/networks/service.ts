@@ -130,7 +130,7 @@ export class NetworkService {
     const pool = this.poolOf(n);
     const bridge = this.bridgeOf(n);
     await ensureBridge(bridge, pool.gateway, pool.subnet);
-    await enableNat(this.chain, bridge, pool.subnet, n.internal);
+    await enableNat(this.chain, bridge, `kr${this.tag}+`, pool.subnet, n.internal);
     this.up.add(n.id);
     if (this.isUserDefined(n) && !this.resolvers.has(n.id)) {
       const table = {
@@ -148,7 +148,7 @@ export class NetworkService {
     this.up.delete(n.id);
     this.resolvers.get(n.id)?.close();
     this.resolvers.delete(n.id);
-    await disableNat(this.chain, this.bridgeOf(n), this.poolOf(n).subnet, n.internal);
+    await disableNat(this.chain, this.bridgeOf(n), `kr${this.tag}+`, this.poolOf(n).subnet, n.internal);
     await deleteLink(this.bridgeOf(n));
   }
 
