@@ -11,7 +11,9 @@
  *     --join PID                     exec mode: join PID's namespaces instead of making new ones
  *     --hostname H  --cwd D  --uid N --gid N --groups a,b  --caps HEXMASK
  *     --tty  --stdin  --readonly  --net new|host|PATH  --cgroup DIR (repeatable)
- *     --bind SRC:DST[:ro] (repeatable)  --tmpfs DST (repeatable)  --init PATH
+ *     --bind SRC:DST[:ro] (repeatable)  --tmpfs DST[:OPT,OPT…] (repeatable)  --init PATH
+ *       binds and tmpfs are mounted in the order given; tmpfs OPTs are mount(8) words: flags
+ *       (ro, noexec, nosuid, nodev, exec…) and tmpfs's own (size=64m, mode=1777…)
  *
  * Files in DIR: sock (attach socket), log (one line per chunk: "<RFC3339 nanos> <stdout|stderr>
  * <F|P> <bytes>", F = line ended by \n, P = partial, like CRI's log format), pid, exit
@@ -62,8 +64,9 @@ static struct {
   long uid, gid, join;
   unsigned long long caps;
   int tty, stdin_open, readonly;
-  const char *cgroups[MAXLIST], *binds[MAXLIST], *tmpfs[MAXLIST];
-  int ncgroups, nbinds, ntmpfs;
+  const char *cgroups[MAXLIST], *mounts[MAXLIST];
+  char mount_kind[MAXLIST]; /* 'b' bind, 't' tmpfs */
+  int ncgroups, nmounts;
   char **command;
 } opt = {.uid = -1, .gid = -1, .join = -1, .cwd = "/", .net = "new", .caps = ~0ULL};
 
@@ -163,6 +166,73 @@ static void setup_dev(const char *root) {
   }
 }
 
+/* DST[:OPTS]: a tmpfs; OPTS split into mount flags and the tmpfs data string (mode=1777 unless given). */
+static void mount_tmpfs(int rootfd, const char *arg) {
+  static const struct { const char *word; unsigned long set, clear; } flags[] = {
+      {"ro", MS_RDONLY, 0},          {"rw", 0, MS_RDONLY},           {"noexec", MS_NOEXEC, 0},
+      {"exec", 0, MS_NOEXEC},        {"nosuid", MS_NOSUID, 0},       {"suid", 0, MS_NOSUID},
+      {"nodev", MS_NODEV, 0},        {"dev", 0, MS_NODEV},           {"noatime", MS_NOATIME, 0},
+      {"atime", 0, MS_NOATIME},      {"relatime", MS_RELATIME, 0},   {"strictatime", MS_STRICTATIME, 0},
+      {"sync", MS_SYNCHRONOUS, 0},   {"async", 0, MS_SYNCHRONOUS},   {"dirsync", MS_DIRSYNC, 0}};
+  char spec[4096], data[4096] = "", fp[64];
+  snprintf(spec, sizeof spec, "%s", arg);
+  char *opts = strchr(spec, ':');
+  unsigned long mflags = MS_NOSUID | MS_NODEV;
+  int have_mode = 0;
+  if (opts) {
+    *opts++ = '\0';
+    mflags = 0;
+    for (char *save = NULL, *w = strtok_r(opts, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+      size_t f = 0;
+      for (; f < sizeof flags / sizeof *flags && strcmp(flags[f].word, w) != 0; f++) {}
+      if (f < sizeof flags / sizeof *flags) {
+        mflags = (mflags | flags[f].set) & ~flags[f].clear;
+        continue;
+      }
+      if (!strncmp(w, "mode=", 5)) have_mode = 1;
+      size_t n = strlen(data);
+      snprintf(data + n, sizeof data - n, "%s%s", n ? "," : "", w);
+    }
+  }
+  if (!have_mode) {
+    size_t n = strlen(data);
+    snprintf(data + n, sizeof data - n, "%smode=1777", n ? "," : "");
+  }
+  int fd = open_in_root(rootfd, spec, 0);
+  if (fd < 0) child_fail("mount point", spec);
+  fdpath(fp, sizeof fp, fd);
+  must_mount("tmpfs", fp, "tmpfs", mflags, data);
+  close(fd);
+}
+
+/* SRC:DST[:ro]: a bind (recursive) of a host path; the mount point is made like the source. */
+static void mount_bind(int rootfd, const char *arg) {
+  char spec[4096], fp[64];
+  snprintf(spec, sizeof spec, "%s", arg);
+  char *dst = strchr(spec, ':');
+  if (!dst) {
+    errno = EINVAL;
+    child_fail("bad --bind", spec);
+  }
+  *dst++ = '\0';
+  char *ro = strchr(dst, ':');
+  if (ro) *ro++ = '\0';
+  struct stat st;
+  if (stat(spec, &st) != 0) child_fail("bind source", spec);
+  int fd = open_in_root(rootfd, dst, !S_ISDIR(st.st_mode));
+  if (fd < 0) child_fail("mount point", dst);
+  fdpath(fp, sizeof fp, fd);
+  must_mount(spec, fp, NULL, MS_BIND | MS_REC, NULL);
+  if (ro && strcmp(ro, "ro") == 0) {
+    /* the fd names the old (covered) inode; reopen so the remount hits the bind itself */
+    close(fd);
+    if ((fd = open_in_root(rootfd, dst, 0)) < 0) child_fail("mount point", dst);
+    fdpath(fp, sizeof fp, fd);
+    must_mount(NULL, fp, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL);
+  }
+  close(fd);
+}
+
 static void setup_rootfs(void) {
   char root[3900], data[8192];
   snprintf(root, sizeof root, "%s/rootfs", opt.dir);
@@ -184,36 +254,9 @@ static void setup_rootfs(void) {
   else must_mount("sysfs", fp, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL);
   close(fd);
   setup_dev(root);
-  for (int i = 0; i < opt.ntmpfs; i++) {
-    if ((fd = open_in_root(rootfd, opt.tmpfs[i], 0)) < 0) child_fail("mount point", opt.tmpfs[i]);
-    fdpath(fp, sizeof fp, fd);
-    must_mount("tmpfs", fp, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-    close(fd);
-  }
-  for (int i = 0; i < opt.nbinds; i++) {
-    char spec[4096];
-    snprintf(spec, sizeof spec, "%s", opt.binds[i]);
-    char *dst = strchr(spec, ':');
-    if (!dst) {
-      errno = EINVAL;
-      child_fail("bad --bind", spec);
-    }
-    *dst++ = '\0';
-    char *ro = strchr(dst, ':');
-    if (ro) *ro++ = '\0';
-    struct stat st;
-    if (stat(spec, &st) != 0) child_fail("bind source", spec);
-    if ((fd = open_in_root(rootfd, dst, !S_ISDIR(st.st_mode))) < 0) child_fail("mount point", dst);
-    fdpath(fp, sizeof fp, fd);
-    must_mount(spec, fp, NULL, MS_BIND | MS_REC, NULL);
-    if (ro && strcmp(ro, "ro") == 0) {
-      /* the fd names the old (covered) inode; reopen so the remount hits the bind itself */
-      close(fd);
-      if ((fd = open_in_root(rootfd, dst, 0)) < 0) child_fail("mount point", dst);
-      fdpath(fp, sizeof fp, fd);
-      must_mount(NULL, fp, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL);
-    }
-    close(fd);
+  for (int i = 0; i < opt.nmounts; i++) {
+    if (opt.mount_kind[i] == 't') mount_tmpfs(rootfd, opt.mounts[i]);
+    else mount_bind(rootfd, opt.mounts[i]);
   }
   close(rootfd);
   /* pivot_root(".", ".") stacks the old root under the new one; detaching it leaves only ROOT. */
@@ -437,8 +480,10 @@ int main(int argc, char **argv) {
       else if (!strcmp(a, "--net")) opt.net = v;
       else if (!strcmp(a, "--init")) opt.init = v;
       else if (!strcmp(a, "--cgroup") && opt.ncgroups < MAXLIST) opt.cgroups[opt.ncgroups++] = v;
-      else if (!strcmp(a, "--bind") && opt.nbinds < MAXLIST) opt.binds[opt.nbinds++] = v;
-      else if (!strcmp(a, "--tmpfs") && opt.ntmpfs < MAXLIST) opt.tmpfs[opt.ntmpfs++] = v;
+      else if ((!strcmp(a, "--bind") || !strcmp(a, "--tmpfs")) && opt.nmounts < MAXLIST) {
+        opt.mount_kind[opt.nmounts] = a[2];
+        opt.mounts[opt.nmounts++] = v;
+      }
       else {
         errno = EINVAL;
         fail("unknown option", a);

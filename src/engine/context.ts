@@ -5,6 +5,7 @@ import type { ContainerService } from './containers/service.ts';
 import type { ExecService } from './execs/service.ts';
 import type { ArchiveService } from './archive/service.ts';
 import type { StatsService } from './stats/service.ts';
+import type { VolumeService } from './volumes/service.ts';
 import type { EventService } from './events/service.ts';
 import type { NetworkService } from './networks/service.ts';
 import type { ContainerNetworks } from './networks/attachments.ts';
@@ -27,6 +28,7 @@ export interface EngineContext {
   networks: NetworkService;
   /** Containers' side of networking: endpoints, files, published ports; connect/disconnect. */
   containerNetworks: ContainerNetworks;
+  volumes: VolumeService;
   /** The bus behind GET /events: every service publishes what it did. */
   events: EventService;
   /** A random ID made once per data root (docker's /info ID). */

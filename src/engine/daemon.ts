@@ -16,6 +16,8 @@ import { imageRoutes } from './routes/images.ts';
 import { containerRoutes } from './routes/containers.ts';
 import { execRoutes } from './routes/execs.ts';
 import { ExecService } from './execs/service.ts';
+import { VolumeService } from './volumes/service.ts';
+import { volumeRoutes } from './routes/volumes.ts';
 import { EventService } from './events/service.ts';
 import { eventRoutes } from './routes/events.ts';
 import { archiveRoutes } from './routes/archive.ts';
@@ -129,7 +131,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     const networks = new NetworkService(state, dataRoot, events, { bip: opts.bip });
     await networks.init();
     const containerNetworks = new ContainerNetworks(networks, dataRoot);
-    const containers = new ContainerService(state, images, rt, events, containerNetworks);
+    const volumes = new VolumeService(state, dataRoot, events);
+    const containers = new ContainerService(state, images, rt, events, containerNetworks, volumes);
     containerNetworks.resolveContainer = (ref) => containers.resolve(ref);
     await containers.recover();
     await containerNetworks.recover();
@@ -138,7 +141,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     const stats = new StatsService(containers, rt);
     const health = new HealthMonitor(containers, rt, events);
     health.open();
-    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, execs, archive, stats, events, networks, containerNetworks, id: engineId(dataRoot) };
+    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, execs, archive, stats, volumes, events, networks, containerNetworks, id: engineId(dataRoot) };
     const router = new Router();
     systemRoutes(router, context);
     imageRoutes(router, context);
@@ -148,6 +151,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     archiveRoutes(router, context);
     statsRoutes(router, context);
     networkRoutes(router, context);
+    volumeRoutes(router, context);
     const server = await EngineServer.listen(listeners, (req, res) => void router.handle(req, res), opts.tls, hijackHandler(context));
     return {
       context,

@@ -4,9 +4,22 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Image } from '../image/types.ts';
 
+/** Mounted in the order given (a caller puts /a before /a/b). */
 export type MountSpec =
-  | { type: 'bind'; source: string; target: string; readonly?: boolean }
-  | { type: 'tmpfs'; target: string };
+  | {
+      type: 'bind';
+      source: string;
+      target: string;
+      readonly?: boolean;
+      /**
+       * A volume's directory: when it is empty, first fill it with what the image has at target
+       * (owners, modes, links, xattrs kept; the directory's own owner and mode too), as docker
+       * does for a new volume.
+       */
+      populate?: boolean;
+    }
+  /** options: mount(8) words, flags (noexec, ro…) and tmpfs's own (size=64m, mode=1777…). */
+  | { type: 'tmpfs'; target: string; options?: string[] };
 
 export interface Resources {
   /** Memory limit in bytes (docker --memory). */

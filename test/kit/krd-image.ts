@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ContainerConfig } from '../../src/image/types.ts';
 import { push } from '../../src/image/registry/index.ts';
-import { buildImage, standardLayers } from './build-image.ts';
+import { buildImage, standardLayers, type EntrySpec } from './build-image.ts';
 import { startKrd, type TestKrd } from './krd.ts';
 import { startRegistry, type TestRegistry } from './registry.ts';
 
@@ -17,9 +17,10 @@ export interface KrdFixture {
   krd: TestKrd;
 }
 
-export async function startKrdWithImage(prefix: string, config: ContainerConfig): Promise<KrdFixture> {
+/** `extra`: entries of one more layer on top (files a test needs in the image). */
+export async function startKrdWithImage(prefix: string, config: ContainerConfig, extra: EntrySpec[] = []): Promise<KrdFixture> {
   const work = await fsp.mkdtemp(join(tmpdir(), prefix));
-  const layers = [...standardLayers(), { entries: [{ type: 'symlink' as const, path: 'bin/sleep', target: 'busybox' }] }];
+  const layers = [...standardLayers(), { entries: [{ type: 'symlink' as const, path: 'bin/sleep', target: 'busybox' }, ...extra] }];
   const [registry, built] = await Promise.all([startRegistry(), buildImage(join(work, 'image'), layers, { config })]);
   const img = `${registry.host}/kit/box:v1`;
   await push(built.image, img);

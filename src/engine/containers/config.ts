@@ -7,6 +7,7 @@ import type { ContainerConfig as ImageConfig } from '../../image/types.ts';
 import { parseRestartPolicy, type RestartPolicy } from './restart-policy.ts';
 import { exposedPorts, parseNetworkHostConfig, type NetworkHostConfig } from '../networks/container-config.ts';
 import { parseHostResources, type HostResources } from './host-resources.ts';
+import { parseMountRequests, type MountRequest } from '../volumes/mount-specs.ts';
 
 export interface ContainerConfig {
   Hostname: string;
@@ -24,6 +25,8 @@ export interface ContainerConfig {
   Image: string;
   WorkingDir: string;
   Labels: Record<string, string>;
+  /** Anonymous volume paths: the image's VOLUMEs and the request's (`-v /path`). */
+  Volumes?: Record<string, object> | null;
   StopSignal?: string;
   Healthcheck?: Healthcheck;
   ExposedPorts?: Record<string, object>;
@@ -32,6 +35,9 @@ export interface ContainerConfig {
 export interface HostConfig extends NetworkHostConfig, HostResources {
   AutoRemove: boolean;
   Binds: string[] | null;
+  /** `--mount` entries and `--tmpfs` paths as sent (checked into CreateRequest.mounts). */
+  Mounts?: unknown[];
+  Tmpfs?: Record<string, string>;
   Init: boolean | null;
   Memory: number;
   RestartPolicy: RestartPolicy;
@@ -82,6 +88,8 @@ function mergeEnv(image: string[], request: string[]): string[] {
 export interface CreateRequest {
   config: ContainerConfig;
   hostConfig: HostConfig;
+  /** Every mount, checked, in mount order (volumes/mount-specs.ts). */
+  mounts: MountRequest[];
 }
 
 export function parseCreate(body: unknown, image: ImageConfig): CreateRequest {
@@ -103,9 +111,10 @@ export function parseCreate(body: unknown, image: ImageConfig): CreateRequest {
   if (init !== undefined && init !== null && typeof init !== 'boolean') throw new KrError('invalid', 'Init must be a boolean');
   const binds = strs(h, 'Binds') ?? null;
   const healthcheck = mergeHealthcheck(b.Healthcheck, image.Healthcheck);
-  for (const bind of binds ?? []) parseBind(bind);
   const network = parseNetworkHostConfig(h);
   const exposed = exposedPorts(b.ExposedPorts, image.ExposedPorts as Record<string, unknown> | undefined, network.PortBindings);
+  const volumes: Record<string, object> = { ...(image.Volumes ?? {}), ...(obj(b.Volumes, 'Volumes') as Record<string, object>) };
+  const mounts = parseMountRequests(h, Object.keys(volumes));
   return {
     config: {
       Hostname: str(b, 'Hostname') ?? '',
@@ -124,31 +133,23 @@ export function parseCreate(body: unknown, image: ImageConfig): CreateRequest {
       WorkingDir: str(b, 'WorkingDir') || image.WorkingDir || '',
       Labels: { ...(image.Labels ?? {}), ...labels(b) },
       ...(Object.keys(exposed).length ? { ExposedPorts: exposed } : {}),
+      Volumes: Object.keys(volumes).length ? volumes : null,
       ...((str(b, 'StopSignal') ?? image.StopSignal) ? { StopSignal: str(b, 'StopSignal') ?? image.StopSignal } : {}),
       ...(healthcheck ? { Healthcheck: healthcheck } : {}),
     },
     hostConfig: {
       AutoRemove: bool(h, 'AutoRemove'),
       Binds: binds,
+      ...(Array.isArray(h.Mounts) && h.Mounts.length ? { Mounts: h.Mounts } : {}),
+      ...(h.Tmpfs && typeof h.Tmpfs === 'object' && Object.keys(h.Tmpfs).length ? { Tmpfs: h.Tmpfs as Record<string, string> } : {}),
       Init: (init as boolean | null | undefined) ?? null,
       Memory: memory,
       RestartPolicy: parseRestartPolicy(h.RestartPolicy, bool(h, 'AutoRemove')),
       ...network,
       ...parseHostResources(h),
     },
+    mounts,
   };
-}
-
-/** "SRC:DST[:ro|rw]" with an absolute host path (named volumes come later). */
-export function parseBind(bind: string): { source: string; target: string; readonly: boolean } {
-  const parts = bind.split(':');
-  if (parts.length < 2 || parts.length > 3) throw new KrError('invalid', `invalid volume specification: '${bind}'`);
-  const [source, target, mode = 'rw'] = parts;
-  if (!source.startsWith('/')) throw new KrError('invalid', `named volumes are not supported yet: '${bind}'`);
-  if (!target.startsWith('/')) throw new KrError('invalid', `invalid volume specification: '${bind}': mount path must be absolute`);
-  const opts = mode.split(',');
-  if (!opts.every((o) => ['ro', 'rw', 'z', 'Z', 'rprivate', 'private'].includes(o))) throw new KrError('invalid', `invalid mode: ${mode}`);
-  return { source, target, readonly: opts.includes('ro') };
 }
 
 /** The command the process runs: entrypoint + cmd. */

@@ -9,7 +9,7 @@ import type { ImageService } from '../images/service.ts';
 import type { StateDb } from '../state/db.ts';
 import type { EventService } from '../events/service.ts';
 import { signalNumber } from '../../runtime/signals.ts';
-import { commandOf, parseBind, parseCreate } from './config.ts';
+import { commandOf, parseCreate } from './config.ts';
 import { checkName, generateName } from './names.ts';
 import { ContainerRecords, type ContainerRecord } from './records.ts';
 import { inspectView, listView, matchesFilters } from './views.ts';
@@ -17,6 +17,8 @@ import { pruneFilter } from './prune.ts';
 import { runtimeSpecOf } from './host-resources.ts';
 import { restartDelay, startsWithDaemon } from './restart-policy.ts';
 import type { ContainerNetworks } from '../networks/attachments.ts';
+import { ContainerMounts } from '../volumes/container-mounts.ts';
+import type { VolumeService } from '../volumes/service.ts';
 
 /** What containers need of networking (krd's ContainerNetworks; vdocker's pod has one network, the VM's). */
 export type ContainerNetworking = Pick<ContainerNetworks, 'prepare' | 'release' | 'started' | 'stopped' | 'settings' | 'listSummary'>;
@@ -31,6 +33,8 @@ export class ContainerService {
   private readonly transitions = new EventEmitter();
   private readonly bus: EventService;
   private readonly networks: ContainerNetworking;
+  /** Volumes, binds and tmpfs of each container (src/engine/volumes). */
+  readonly mounts: ContainerMounts;
   /** Started containers whose exit is being watched: resolves once the record says exited. */
   private readonly watchers = new Map<string, Promise<void>>();
   private readonly removing = new Map<string, Promise<void>>();
@@ -40,7 +44,8 @@ export class ContainerService {
   private readonly pendingRestarts = new Map<string, NodeJS.Timeout>();
   private readonly restartDelays = new Map<string, number>();
 
-  constructor(state: StateDb, images: ImageService | null, runtime: Runtime, bus: EventService, networks: ContainerNetworking) {
+  constructor(state: StateDb, images: ImageService | null, runtime: Runtime, bus: EventService, networks: ContainerNetworking, volumes: VolumeService | null = null) {
+    this.mounts = new ContainerMounts(state, volumes);
     this.records = new ContainerRecords(state);
     this.images = images;
     this.runtime = runtime;
@@ -117,7 +122,7 @@ export class ContainerService {
     if (typeof imageName !== 'string' || imageName === '') throw new KrError('invalid', 'config error: no image given');
     const { id: imageId } = this.images.resolve(imageName);
     const image = await this.images.image(imageId);
-    const { config, hostConfig } = parseCreate(body, image.config.config ?? {});
+    const { config, hostConfig, mounts } = parseCreate(body, image.config.config ?? {});
     const wanted = name ? checkName(name) : undefined;
     const clash = wanted && this.records.byName(wanted);
     if (clash) {
@@ -125,7 +130,11 @@ export class ContainerService {
     }
     const id = randomBytes(32).toString('hex');
     if (!config.Hostname) config.Hostname = id.slice(0, 12);
-    const net = await this.networks.prepare({ id, name: wanted ?? '', hostname: config.Hostname, domainname: config.Domainname, hostConfig, exposedPorts: config.ExposedPorts ?? {}, body });
+    const prepared = await this.mounts.prepare(id, mounts);
+    const net = await this.networks.prepare({ id, name: wanted ?? '', hostname: config.Hostname, domainname: config.Domainname, hostConfig, exposedPorts: config.ExposedPorts ?? {}, body }).catch(async (err) => {
+      await prepared.undo();
+      throw err;
+    });
     await this.runtime.create({
       id,
       rootfs: { image },
@@ -136,12 +145,13 @@ export class ContainerService {
       tty: config.Tty,
       openStdin: config.OpenStdin,
       hostname: config.Hostname,
-      mounts: [...net.mounts, ...(hostConfig.Binds ?? []).map((b) => ({ type: 'bind' as const, ...parseBind(b) }))],
+      mounts: [...net.mounts, ...prepared.specs],
       ...runtimeSpecOf(hostConfig),
       init: !!hostConfig.Init,
       network: net.network,
     }).catch(async (err) => {
       await this.networks.release(id);
+      await prepared.undo();
       throw err;
     });
     try {
@@ -160,9 +170,12 @@ export class ContainerService {
         config,
         hostConfig,
       });
+      this.mounts.commit(id, prepared.records);
     } catch (err) {
+      this.records.remove(id);
       await this.runtime.reattach(id).then((c) => c.delete({ force: true })).catch(() => undefined);
       await this.networks.release(id);
+      await prepared.undo();
       if (/UNIQUE/.test(String(err))) throw new KrError('conflict', `Conflict. The container name "/${wanted}" is already in use.`);
       throw err;
     }
@@ -201,6 +214,7 @@ export class ContainerService {
       this.watch(id, c);
       const r = this.records.get(id);
       if (r) this.event(r, 'start');
+      this.mounts.started(id);
     })().finally(() => this.starting.delete(id));
     this.starting.set(id, p);
     return p;
@@ -229,13 +243,15 @@ export class ContainerService {
     if (delay === null) this.records.markExited(id, code, finished);
     else this.records.markRestarting(id, code, finished);
     this.event(r, 'die', { exitCode: String(code), execDuration: String(Math.max(0, Math.floor((finished - (r.started ?? finished)) / 1000))) });
+    this.mounts.stopped(id);
     this.transitions.emit(`exit:${id}`, code);
     if (delay === null) this.networks.stopped(id);
     if (delay !== null) {
       this.restartDelays.set(id, delay);
       this.pendingRestarts.set(id, setTimeout(() => void this.policyRestart(id), delay).unref());
     } else if (r.hostConfig.AutoRemove) {
-      await this.removeNow(id).catch(() => undefined);
+      // --rm takes the container's anonymous volumes with it, as docker does
+      await this.removeNow(id, true).catch(() => undefined);
     }
   }
 
@@ -372,7 +388,8 @@ export class ContainerService {
     this.event({ ...r, name }, 'rename', { oldName: `/${r.name}` });
   }
 
-  async remove(ref: string, force: boolean): Promise<void> {
+  /** `removeVolumes` (docker rm -v): its anonymous volumes go too. */
+  async remove(ref: string, force: boolean, removeVolumes = false): Promise<void> {
     const r = await this.settled(ref);
     if (r.state === 'running' || r.state === 'paused' || r.state === 'restarting') {
       if (!force) {
@@ -388,7 +405,7 @@ export class ContainerService {
         await killUntilExited(c, this.watchers.get(r.id)!);
       }
     }
-    await this.removeNow(r.id);
+    await this.removeNow(r.id, removeVolumes);
   }
 
   /** docker container prune: every container that is not running (filters until, label, label!). */
@@ -404,7 +421,7 @@ export class ContainerService {
     return { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: 0 };
   }
 
-  private removeNow(id: string): Promise<void> {
+  private removeNow(id: string, removeVolumes = false): Promise<void> {
     let p = this.removing.get(id);
     if (!p) {
       p = (async () => {
@@ -415,7 +432,9 @@ export class ContainerService {
         await c?.delete({ force: true });
         await this.networks.release(id);
         const r = this.records.get(id);
+        const held = this.mounts.held(id);
         this.records.remove(id);
+        await this.mounts.released(id, held, removeVolumes);
         if (r) this.event(r, 'destroy');
         this.transitions.emit(`removed:${id}`, code);
       })().finally(() => this.removing.delete(id));
@@ -429,12 +448,12 @@ export class ContainerService {
     return this.records
       .all()
       .filter((r) => (all || r.state === 'running' || r.state === 'paused' || r.state === 'restarting' || filters.has('status')) && matchesFilters(r, filters))
-      .map((r) => ({ ...listView(r, now), ...this.networks.listSummary(r.id) }));
+      .map((r) => ({ ...listView(r, now), ...this.networks.listSummary(r.id), Mounts: this.mounts.view(r.id) }));
   }
 
   inspect(ref: string): object {
     const r = this.resolve(ref);
-    return { ...inspectView(r, { logPath: '' }), NetworkSettings: this.networks.settings(r.id) };
+    return { ...inspectView(r, { logPath: '' }), Mounts: this.mounts.view(r.id), NetworkSettings: this.networks.settings(r.id) };
   }
 
   /** The container's stored output; follows until it exits when asked. */

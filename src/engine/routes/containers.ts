@@ -34,7 +34,7 @@ export function containerRoutes(router: Router, ctx: Pick<EngineContext, 'contai
   }
 
   router.add('DELETE', new RegExp(`^/containers/${ID}$`), async ({ res, params, query }) => {
-    await svc.remove(params[0], queryBool(query, 'force'));
+    await svc.remove(params[0], queryBool(query, 'force'), queryBool(query, 'v'));
     noContent(res);
   });
 

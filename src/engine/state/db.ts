@@ -104,6 +104,24 @@ const MIGRATIONS: string[] = [
     ports        TEXT NOT NULL DEFAULT '{}'    -- JSON: NetworkSettings.Ports with the bound host ports
   );
   `,
+  // 5: the mounts of each container (volumes, binds, tmpfs) as docker's inspect lists them; a
+  // volume is in use while a row names it. Rows go with their container.
+  `
+  CREATE TABLE container_mounts (
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    position     INTEGER NOT NULL,             -- the order they are mounted in
+    type         TEXT NOT NULL,                -- volume | bind | tmpfs
+    name         TEXT,                         -- the volume's name (type volume)
+    source       TEXT NOT NULL,
+    destination  TEXT NOT NULL,
+    driver       TEXT,
+    mode         TEXT NOT NULL,
+    rw           INTEGER NOT NULL,
+    propagation  TEXT NOT NULL,
+    PRIMARY KEY (container_id, destination)
+  );
+  CREATE INDEX container_mounts_volume ON container_mounts(name);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

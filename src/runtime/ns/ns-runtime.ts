@@ -14,6 +14,7 @@ import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, PathStat
 import { capabilityMask } from './capabilities.ts';
 import { cgroupDirs, cgroupPids, createCgroups, freeze, readStats, removeCgroups } from './cgroups.ts';
 import { psTop } from '../top.ts';
+import { populateVolume } from './populate-volume.ts';
 import { RootfsCache } from './rootfs-cache.ts';
 import { ShimProcess } from './shim-process.ts';
 import { spawnShim } from './spawn-shim.ts';
@@ -72,8 +73,10 @@ export class NsRuntime implements Runtime {
       const mountArgs = ['--lower', lower, '--upper', join(dir, 'upper'), '--work', join(dir, 'work')];
       if (spec.readonlyRootfs) mountArgs.push('--readonly');
       for (const m of spec.mounts ?? []) {
-        if (m.type === 'bind') mountArgs.push('--bind', `${resolve(m.source)}:${m.target}${m.readonly ? ':ro' : ''}`);
-        else mountArgs.push('--tmpfs', m.target);
+        if (m.type === 'bind') {
+          if (m.populate) await populateVolume(lower, m.target, m.source);
+          mountArgs.push('--bind', `${resolve(m.source)}:${m.target}${m.readonly ? ':ro' : ''}`);
+        } else mountArgs.push('--tmpfs', m.options?.length ? `${m.target}:${m.options.join(',')}` : m.target);
       }
       const saved: SavedState = { id: spec.id, lower, tty: !!spec.tty, openStdin: !!spec.openStdin, cgroups, caps, mountArgs };
       const args = [...mountArgs];
