@@ -5,6 +5,7 @@
 // and the volume events.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestRegistry } from './kit/registry.ts';
@@ -51,7 +52,12 @@ describe('krd volumes with the docker CLI', () => {
     ok(['pull', img]);
   });
 
-  after(() => stopKrdFixture({ work, registry, img, krd }));
+  after(async () => {
+    // a tmpfs volume left mounted by a failed test must not outlive it on the host
+    const left = (await fsp.readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4]).filter((p) => p?.startsWith(`${work}/`));
+    for (const p of left) spawnSync('umount', ['-l', p]);
+    await stopKrdFixture({ work, registry, img, krd });
+  });
 
   test('volume create / ls (filters) / inspect / rm', () => {
     assert.equal(ok(['volume', 'create', '--label', 'team=a', 'v1']), 'v1\n');
