@@ -62,16 +62,20 @@ export class Api {
    * GET logs?follow=1 or a hijacked attach of a container, on its own connection. Resolves once
    * the answer's head is in (the stream is live); `first` resolves at its first body byte.
    */
-  openStream(id: string, how: 'logs' | 'attach'): Promise<{ first: Promise<bigint>; close(): void }> {
+  openStream(id: string, how: 'logs' | 'attach'): Promise<{ first: Promise<bigint>; ended: Promise<void>; close(): void }> {
     return new Promise((resolve, reject) => {
       let gotFirst: (t: bigint) => void = () => {};
       const first = new Promise<bigint>((r) => (gotFirst = r));
+      let gotEnd: () => void = () => {};
+      const ended = new Promise<void>((r) => (gotEnd = r));
       const onData = (d: Buffer) => d.length > 0 && gotFirst(process.hrtime.bigint());
       const q = 'stdout=1&stderr=1';
       if (how === 'logs') {
         const req = http.request({ socketPath: this.socket, method: 'GET', path: `/v1.47/containers/${id}/logs?follow=1&${q}` }, (res) => {
           res.on('data', onData);
-          resolve({ first, close: () => req.destroy() });
+          res.on('end', gotEnd);
+          res.on('close', gotEnd);
+          resolve({ first, ended, close: () => req.destroy() });
         });
         req.on('error', reject);
         req.end();
@@ -87,7 +91,9 @@ export class Api {
         if (head.length) onData(head);
         conn.on('data', onData);
         conn.on('error', () => undefined);
-        resolve({ first, close: () => conn.destroy() });
+        conn.on('end', gotEnd);
+        conn.on('close', gotEnd);
+        resolve({ first, ended, close: () => conn.destroy() });
       });
       req.on('response', (res) => reject(new Error(`attach: ${res.statusCode} without an upgrade`)));
       req.on('error', reject);

@@ -55,6 +55,11 @@ export class ImageService {
   private busy = 0;
   private gcWanted = false;
   private gcRunning: Promise<void> | undefined;
+  /**
+   * Images read from the store, by manifest digest: content-addressed, so an entry never goes
+   * stale, and every container create reads its image (two blob reads and parses otherwise).
+   */
+  private readonly parsed = new Map<string, Promise<Image>>();
 
   private constructor(store: BlobStore, records: ImageRecords, dataRoot: string, opts: ImageServiceOptions) {
     this.store = store;
@@ -131,7 +136,13 @@ export class ImageService {
   async image(id: string): Promise<Image> {
     const row = this.records.get(id);
     if (!row) throw new KrError('not-found', `No such image: ${id}`);
-    return imageFromStore(this.store, row.manifest_digest);
+    let p = this.parsed.get(row.manifest_digest);
+    if (!p) {
+      p = imageFromStore(this.store, row.manifest_digest);
+      this.parsed.set(row.manifest_digest, p);
+      p.catch(() => this.parsed.delete(row.manifest_digest));
+    }
+    return p;
   }
 
   /** Pulls fromImage[:tag] and names it; progress goes out as docker's JSON messages. */
