@@ -12,6 +12,9 @@ import { buildImage, type EntrySpec } from './kit/build-image.ts';
 import { keyFromSecretString } from '../src/bali/keys.ts';
 import { encodeKeyString } from '../src/bali/key-string.ts';
 import { packImage } from '../src/bali/pack.ts';
+import { push } from '../src/image/registry/push.ts';
+import type { Image } from '../src/image/types.ts';
+import { startRegistry } from './kit/registry.ts';
 
 const repo = path.resolve(import.meta.dirname, '..');
 const cradle = path.join(repo, 'node_modules', '.bin', 'cradle');
@@ -21,10 +24,11 @@ const key = keyFromSecretString(encodeKeyString('secret', new Uint8Array(randomB
 const archive = path.join(work, 'img', 'image.docker.tar');
 const baliFile = path.join(work, 'image.tar.gz');
 const tampered = path.join(work, 'tampered.tar.gz');
+let image: Image;
 
-function run(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+function run(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const child = spawn(cradle, args, { env });
+    const child = spawn(cradle, args, { env: { ...env, ...extraEnv } });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -58,6 +62,7 @@ before(async () => {
   ];
   const config = { Entrypoint: ['/bin/sh', '-c'], Cmd: ['echo hello from the pod; id -u; exit 7'], Env: ['PATH=/bin'], User: 'user' };
   const built = await buildImage(path.join(work, 'img'), [{ entries }], { config });
+  image = built.image;
   await packImage(built.image, baliFile, key);
   const bytes = fs.readFileSync(baliFile);
   bytes[bytes.length >> 1] ^= 0x20;
@@ -149,6 +154,32 @@ describe('cradle', { concurrency: true }, () => {
         assert.equal(fs.existsSync(args[1]), false, `${args[1]} was left behind`);
       }),
     );
+  });
+
+  test('summon from a registry reference: the image disk is named by the manifest digest, cached, reproducible', async () => {
+    const reg = await startRegistry();
+    try {
+      const ref = `${reg.host}/kraud/cradle-test:1`;
+      await push(image, ref);
+      const dirs = [path.join(work, 'vm-reg-1'), path.join(work, 'vm-reg-2')];
+      for (const dir of dirs) {
+        const s = await run(['summon', dir, ref, '--cpus', '2', '--mem', '1g']);
+        assert.equal(s.code, 0, s.err);
+      }
+      const pods = dirs.map((d) => JSON.parse(fs.readFileSync(path.join(d, 'pod.json'), 'utf8')));
+      assert.equal(pods[0].spec.images[0].digest, image.manifestDigest);
+      assert.deepEqual(pods[0].spec.resources, { memoryMiB: 1024, cpus: 2 });
+      assert.equal(pods[0].disks[1].file, pods[1].disks[1].file, 'the second summon reuses the cached disk');
+      assert.notEqual(pods[0].spec.secret, pods[1].spec.secret, 'every pod gets its own secret');
+      // a fresh cache makes the same disk again, byte for byte
+      const other = path.join(work, 'cache-2');
+      const s = await run(['summon', path.join(work, 'vm-reg-3'), ref], { KRAUD_CRADLE_CACHE: other });
+      assert.equal(s.code, 0, s.err);
+      const again = path.join(other, 'images', path.basename(pods[0].disks[1].file));
+      assert.ok(fs.readFileSync(again).equals(fs.readFileSync(pods[0].disks[1].file)), 'image disks are reproducible');
+    } finally {
+      await reg.stop();
+    }
   });
 
   test('guest assets are reproducible: two builds give the same bytes', async () => {

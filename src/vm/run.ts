@@ -150,7 +150,8 @@ export async function runPod(dir: string, opts: RunOptions): Promise<RunResult> 
 
   // A guest that never reaches init (a hung boot; KVM that only pretends to work) must not hang run.
   let booted = false;
-  const bootLimit = accel === 'kvm' ? 30_000 : 180_000;
+  // generous: a TCG boot on a 2-core machine running other VMs and tests took 80 s (6 at once, load 20)
+  const bootLimit = accel === 'kvm' ? 60_000 : 600_000;
   const bootTimer = setTimeout(() => {
     if (booted) return;
     errors.unshift(`the guest did not boot within ${bootLimit / 1000} s (accel ${accel}; KRAUD_ACCEL=tcg forces emulation)`);
