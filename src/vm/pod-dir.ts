@@ -115,7 +115,7 @@ function mergeEnv(base: string[], extra: string[]): string[] {
 
 /** USER resolved against the image's passwd/group, copied into a scratch root (users.ts reads a root). */
 async function resolveIn(disk: ImageDisk, user: string) {
-  const root = await mkdtemp(join(tmpdir(), 'cradle-users-'));
+  const root = await mkdtemp(join(tmpdir(), 'kraud-cradle-users-'));
   try {
     await mkdir(join(root, 'etc'));
     await writeFile(join(root, 'etc/passwd'), disk.passwd);

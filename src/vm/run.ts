@@ -46,7 +46,7 @@ export async function runPod(dir: string, opts: RunOptions): Promise<RunResult> 
   const assets = guestAssets();
   const accel = opts.accel ?? chooseAccel();
   const phase = opts.onPhase ?? (() => {});
-  const sockDir = await mkdtemp(join(tmpdir(), 'cradle-'));
+  const sockDir = await mkdtemp(join(tmpdir(), 'kraud-cradle-run-'));
   const ioPath = join(sockDir, 'io.sock');
   const errors: string[] = [];
   let exitCode: number | null = null;
