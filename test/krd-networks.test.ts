@@ -157,6 +157,8 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
     assert.equal(ok('inspect', '--format', '{{len .NetworkSettings.Networks}}', 'late'), '1');
     assert.notEqual(krd.docker(['exec', 'late', 'sh', '-c', 'ip link show eth1']).code, 0);
     assert.match(docker('network', 'disconnect', 'app', 'late').stderr, /is not connected to network app/);
+    const events = ok('events', '--since', '0', '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'type=network', '--filter', 'network=app', '--format', '{{.Action}} {{.Actor.Attributes.name}}');
+    assert.deepEqual([...new Set(events.split('\n'))], ['create app', 'connect app', 'disconnect app']);
     // --network container:late shares late's namespace, address and all
     const lateIp = ok('inspect', '--format', '{{.NetworkSettings.IPAddress}}', 'late');
     assert.equal(ok('run', '--rm', '--network', 'container:late', IMG, 'sh', '-c', 'ip -4 -o addr show eth0 | awk "{print \\$4}"'), `${lateIp}/16`);
