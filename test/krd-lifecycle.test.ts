@@ -98,6 +98,8 @@ describe('krd lifecycle', { concurrency: true }, () => {
   test('--restart on-failure:2 restarts twice, then stays exited; RestartCount in inspect', async () => {
     const { krd, img } = f;
     assert.equal(krd.docker(['run', '-d', '--restart', 'on-failure:2', '--name', 'of1', img, 'sh', '-c', 'echo try; exit 1']).code, 0);
+    // as dockerd: a wait returns at an exit even when a restart follows
+    assert.equal(krd.docker(['wait', 'of1']).stdout.trim(), '1');
     await eventually('on-failure to give up', () => inspect('of1', '{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}') === 'exited 2 1');
     assert.equal(krd.docker(['logs', 'of1']).stdout, 'try\ntry\ntry\n');
     assert.equal(inspect('of1', '{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}'), 'on-failure:2');
@@ -286,12 +288,15 @@ describe('krd lifecycle', { concurrency: true }, () => {
 });
 
 describe('krd restarted: restart policies', () => {
-  test('after kill -9 of krd, an `always` container that exited meanwhile runs again; a stopped unless-stopped one does not', async () => {
+  test('after kill -9 of krd: an `always` container that exited meanwhile runs again, so does a stopped `always` one; a stopped unless-stopped one does not', async () => {
     const { img } = f;
     let krd = f.krd;
     assert.equal(krd.docker(['run', '-d', '--restart', 'always', '--name', 'kr1', img, 'sh', '-c', 'echo up; exec sleep 60']).code, 0);
     assert.equal(krd.docker(['run', '-d', '--restart', 'unless-stopped', '--name', 'kr2', img, 'sleep', '60']).code, 0);
     assert.equal(krd.docker(['stop', '-t', '0', 'kr2']).code, 0);
+    // docker starts `always` containers when the daemon comes up, even stopped by hand
+    assert.equal(krd.docker(['run', '-d', '--restart', 'always', '--name', 'kr3', img, 'sleep', '60']).code, 0);
+    assert.equal(krd.docker(['stop', '-t', '0', 'kr3']).code, 0);
     const pid = Number(inspect('kr1', '{{.State.Pid}}'));
     assert.ok(pid > 0);
     await krd.kill9();
@@ -303,6 +308,7 @@ describe('krd restarted: restart policies', () => {
     await eventually('kr1 running again', () => inspect('kr1', '{{.State.Status}}') === 'running');
     await eventually('a second "up" in the log', () => krd.docker(['logs', 'kr1']).stdout === 'up\nup\n');
     assert.equal(inspect('kr2', '{{.State.Status}}'), 'exited');
-    assert.equal(krd.docker(['rm', '-f', 'kr1', 'kr2']).code, 0);
+    assert.equal(inspect('kr3', '{{.State.Status}}'), 'running');
+    assert.equal(krd.docker(['rm', '-f', 'kr1', 'kr2', 'kr3']).code, 0);
   });
 });
