@@ -261,7 +261,7 @@ export class ContainerService {
     this.pendingRestarts.delete(id);
     const r = this.records.get(id);
     if (!r || r.state !== 'restarting') return;
-    await this.run(id).catch(() => this.records.markExited(id, r.exit_code ?? 255, Date.now()));
+    await this.run(id).catch(() => this.stayExited(id, r.exit_code ?? 255, Date.now()));
   }
 
   /** A restarting container whose next start is called off: it stays exited. */
@@ -269,7 +269,13 @@ export class ContainerService {
     clearTimeout(this.pendingRestarts.get(id));
     this.pendingRestarts.delete(id);
     const r = this.records.get(id);
-    if (r?.state === 'restarting') this.records.markExited(id, r.exit_code ?? 0, r.finished ?? Date.now());
+    if (r?.state === 'restarting') this.stayExited(id, r.exit_code ?? 0, r.finished ?? Date.now());
+  }
+
+  /** The end of a restart cycle: exited for good, its published ports freed. */
+  private stayExited(id: string, code: number, finished: number): void {
+    this.records.markExited(id, code, finished);
+    this.networks.stopped(id);
   }
 
   /** Resolves the condition's exit code; throws at once (before any answer) for an unknown container. */
