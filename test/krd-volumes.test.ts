@@ -142,6 +142,24 @@ describe('krd volumes with the docker CLI', () => {
     assert.deepEqual(volumes(), []);
   });
 
+  test('docker system df shows volume sizes; ps --filter volume; prune of an older API takes named volumes too', () => {
+    ok(['run', '--name', 'sized', '-v', 'dfvol:/d', img, 'sh', '-c', 'echo 0123456789 > /d/f']);
+    const df = ok(['system', 'df', '-v', '--format', '{{json .Volumes}}']);
+    const vols = JSON.parse(df) as { Name: string; Links: string; Size: string }[];
+    const v = vols.find((x) => x.Name === 'dfvol');
+    assert.ok(v, df);
+    assert.equal(v.Links, '1');
+    assert.equal(v.Size, '11B');
+    assert.match(ok(['system', 'df']), /^Local Volumes\s+\d+\s+\d+\s+/m);
+    assert.equal(ok(['ps', '-a', '--filter', 'volume=dfvol', '--format', '{{.Names}}']), 'sized\n');
+    assert.equal(ok(['ps', '-a', '--filter', 'volume=/d', '--format', '{{.Names}}']), 'sized\n');
+    assert.equal(ok(['ps', '-a', '--filter', 'volume=other', '--format', '{{.Names}}']), '');
+    ok(['rm', 'sized']);
+    const old = krd.docker(['volume', 'prune', '-f'], { env: { DOCKER_API_VERSION: '1.41' } });
+    assert.equal(old.code, 0, old.stderr);
+    assert.match(old.stdout, /dfvol/, 'API 1.41 prunes every unused volume, as dockerd did then');
+  });
+
   test('a volume in use is not removed (409, one line) nor pruned', () => {
     const id = ok(['create', '--name', 'user1', '-v', 'busy:/d', img, 'true']).trim();
     refused(['volume', 'rm', 'busy'], new RegExp(`^Error response from daemon: remove busy: volume is in use - \\[${id}\\]$`));

@@ -18,6 +18,7 @@ import { execRoutes } from './routes/execs.ts';
 import { ExecService } from './execs/service.ts';
 import { VolumeService } from './volumes/service.ts';
 import { volumeRoutes } from './routes/volumes.ts';
+import { systemDfRoutes } from './routes/system-df.ts';
 import { EventService } from './events/service.ts';
 import { eventRoutes } from './routes/events.ts';
 import { archiveRoutes } from './routes/archive.ts';
@@ -152,6 +153,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     statsRoutes(router, context);
     networkRoutes(router, context);
     volumeRoutes(router, context);
+    systemDfRoutes(router, context);
     const server = await EngineServer.listen(listeners, (req, res) => void router.handle(req, res), opts.tls, hijackHandler(context));
     return {
       context,

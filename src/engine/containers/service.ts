@@ -453,7 +453,7 @@ export class ContainerService {
     const now = Date.now();
     return this.records
       .all()
-      .filter((r) => (all || r.state === 'running' || r.state === 'paused' || r.state === 'restarting' || filters.has('status')) && matchesFilters(r, filters))
+      .filter((r) => (all || r.state === 'running' || r.state === 'paused' || r.state === 'restarting' || filters.has('status')) && matchesFilters(r, filters) && this.mounts.matches(r.id, filters.get('volume')))
       .map((r) => ({ ...listView(r, now), ...this.networks.listSummary(r.id), Mounts: this.mounts.view(r.id) }));
   }
 

@@ -15,8 +15,11 @@ export function volumeRoutes(router: Router, ctx: EngineContext): void {
     json(res, 200, svc.list(queryFilters(query)));
   });
 
-  router.add('POST', /^\/volumes\/prune$/, async ({ res, query }) => {
-    json(res, 200, await svc.prune(queryFilters(query)));
+  router.add('POST', /^\/volumes\/prune$/, async ({ res, query, version }) => {
+    // before API 1.42 prune took every unused volume; since, only anonymous ones unless all=true
+    const filters = queryFilters(query);
+    if (Number(version.split('.')[1]) < 42 && version.startsWith('1.') && !filters.has('all')) filters.set('all', ['true']);
+    json(res, 200, await svc.prune(filters));
   });
 
   router.add('GET', /^\/volumes\/([^/]+)$/, ({ res, params }) => {

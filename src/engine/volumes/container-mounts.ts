@@ -97,9 +97,10 @@ export class ContainerMounts {
     }));
   }
 
-  /** docker ps's Mounts column: volume names, else the source. */
-  names(containerId: string): string[] {
-    return this.records.mountsOf(containerId).map((m) => m.name ?? m.source);
+  /** docker ps --filter volume=X: a volume name or a mount destination of the container. */
+  matches(containerId: string, wanted: string[] | undefined): boolean {
+    if (!wanted?.length) return true;
+    return this.records.mountsOf(containerId).some((m) => wanted.some((w) => w === m.name || w === m.destination || w === m.source));
   }
 
   /** Volume events as dockerd sends them when a container starts. */
