@@ -23,9 +23,9 @@ const imageFile = path.join(work, 'image.tar.gz');
 let server: http.Server;
 let base = '';
 const tmpBefore = new Set(fs.readdirSync(os.tmpdir()));
-/** The host's mounts, less the ones other test files make meanwhile in their own kraud-* work dirs. */
+/** The host's mounts, less the ones other test files make meanwhile (their kraud-* work dirs and network namespaces). */
 function hostMounts(): string {
-  const others = new RegExp(`^\\S+ \\S+ \\S+ \\S+ ${os.tmpdir()}/kraud-`);
+  const others = new RegExp(`^\\S+ \\S+ \\S+ \\S+ (${os.tmpdir()}/kraud-|/run/netns/kraud-)`);
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => !others.test(l) || l.includes(work)).join('\n');
 }
 const mountsBefore = hostMounts();
