@@ -46,8 +46,15 @@ export interface QemuOptions {
   consoleFile: string | null;
   /** Unix socket (listening, host side) for the kraud.io port; absent: no port. */
   ioSocket?: string;
-  /** 'user': slirp with these forwards (127.0.0.1 only); 'none': no NIC. */
-  network: { mode: 'none' } | { mode: 'user'; mac: string; forwards: { host: number; guest: number; proto: 'tcp' | 'udp' }[] };
+  /**
+   * 'user': slirp with these forwards (127.0.0.1 only; touches no host networking); 'tap': an existing
+   * tap device (krd's bridge networking: the caller made and bridged it; the guest's static address in
+   * the launch spec matches that bridge); 'none': no NIC.
+   */
+  network:
+    | { mode: 'none' }
+    | { mode: 'user'; mac: string; forwards: { host: number; guest: number; proto: 'tcp' | 'udp' }[] }
+    | { mode: 'tap'; mac: string; ifname: string };
   quiet: boolean;
   /** virtiofs shares: the vhost-user socket of each share's virtiofsd. */
   shares?: { tag: string; socket: string }[];
@@ -85,6 +92,9 @@ export function qemuArgs(o: QemuOptions): string[] {
   if (o.network.mode === 'user') {
     const fwd = o.network.forwards.map((f) => `,hostfwd=${f.proto}:127.0.0.1:${f.host}-:${f.guest}`).join('');
     args.push('-netdev', `user,id=n0${fwd}`, '-device', `virtio-net-device,netdev=n0,mac=${o.network.mac}`);
+  } else if (o.network.mode === 'tap') {
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(o.network.ifname)) throw new KrError('invalid', `invalid tap device name: ${o.network.ifname}`);
+    args.push('-netdev', `tap,id=n0,ifname=${o.network.ifname},script=no,downscript=no`, '-device', `virtio-net-device,netdev=n0,mac=${o.network.mac}`);
   }
   return args;
 }
