@@ -109,9 +109,9 @@ export class ShimProcess implements RuntimeProcess {
   }
 
   async state(): Promise<ProcessState> {
-    const exit = await this.exitStatus();
+    // both files at once: each read is a round trip through the thread pool (start, ps, wait…)
+    const [exit, pid] = await Promise.all([this.exitStatus(), this.pid()]);
     if (exit) return { status: 'exited', exit };
-    const pid = await this.pid();
     // before start the child still runs the shim's code (its comm is krd-shim); after exec it is the command
     return { status: pid !== undefined && (await isShim(pid)) ? 'created' : 'running', pid };
   }

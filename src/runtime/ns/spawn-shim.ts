@@ -13,6 +13,8 @@ import { KrError } from '../../util/errors.ts';
 export const SHIM_PATH = fileURLToPath(new URL('../../../build/krd-shim', import.meta.url));
 const SPAWNER_PATH = fileURLToPath(new URL('../../../build/krd-spawner', import.meta.url));
 
+const MAX_REQUEST = (1 << 20) - 4;
+
 interface Waiter {
   resolve: (pid: number) => void;
   reject: (err: Error) => void;
@@ -52,6 +54,8 @@ class Spawner {
     const id = String(this.next++);
     const strings = [id, String(args.length + 1), SHIM_PATH, ...args, ...env];
     const body = Buffer.from(strings.map((s) => `${s}\0`).join(''));
+    // the spawner's request buffer (1 MiB); exec would refuse much more anyway (E2BIG)
+    if (body.length > MAX_REQUEST) return Promise.reject(new KrError('invalid', `command and environment too large (${body.length} bytes)`));
     const head = Buffer.alloc(4);
     head.writeUInt32BE(body.length);
     return new Promise((resolve, reject) => {
