@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestRegistry } from './kit/registry.ts';
-import type { TestKrd } from './kit/krd.ts';
+import { startKrd, type TestKrd } from './kit/krd.ts';
 import { startKrdWithImage, stopKrdFixture } from './kit/krd-image.ts';
 
 const ANON = 'com.docker.volume.anonymous';
@@ -232,6 +232,20 @@ describe('krd volumes with the docker CLI', () => {
     refused(['create', '-v', 'good5:/x', '--mount', 'type=volume,dst=/y,volume-driver=nosuch', img], /plugin "nosuch" not found/);
     assert.deepEqual(volumes(), vols, 'no volume was created');
     assert.equal(ok(['ps', '-aq']), ctrs, 'no container was created');
+  });
+
+  test('kill -9 of krd: volumes, their data and who uses them survive the restart', async () => {
+    ok(['run', '--name', 'holder', '-v', 'durable:/d', img, 'sh', '-c', 'echo survives > /d/f']);
+    await krd.kill9();
+    const again = await startKrd({ socket: krd.socket, dataRoot: krd.dataRoot });
+    const old = krd;
+    krd = again;
+    await old.stop();
+    assert.ok(volumes().includes('durable'));
+    refused(['volume', 'rm', 'durable'], /remove durable: volume is in use/);
+    assert.equal(ok(['run', '--rm', '-v', 'durable:/d', img, 'cat', '/d/f']), 'survives\n');
+    ok(['rm', 'holder']);
+    assert.equal(ok(['volume', 'rm', 'durable']), 'durable\n');
   });
 
   test('volume events: create, mount, unmount, destroy', () => {
