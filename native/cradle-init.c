@@ -577,6 +577,11 @@ int main(void) {
   mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
   mkdir("/tmp", 01777);
+  /* the kernel found no console for fds 0-2 (hvc0 exists only once its module is in): fill them, so
+   * later opens never land on 0-2 and children never inherit a random file as their stdio */
+  int fd = open("/dev/null", O_RDWR);
+  while (fd >= 0 && fd < 2) fd = open("/dev/null", O_RDWR);
+  if (fd > 2) close(fd);
   load_modules();
   timing("modules");
   console = open("/dev/hvc0", O_WRONLY | O_CLOEXEC | O_NOCTTY);
@@ -598,6 +603,12 @@ int main(void) {
   if (nvdocker > 0) {
     vdocker_pid = fork();
     if (vdocker_pid == 0) {
+      /* vdocker's own messages go to the virtio console (DIR/console.log on the host) */
+      int nul = open("/dev/null", O_RDWR);
+      dup2(nul, 0);
+      dup2(console >= 0 ? console : nul, 1);
+      dup2(console >= 0 ? console : nul, 2);
+      setsid();
       char *env[] = {"KRAUD_LAUNCH=" RUN "/launch.json", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", NULL};
       vdocker[nvdocker] = NULL;
       execve(vdocker[0], (char **)vdocker, env);
