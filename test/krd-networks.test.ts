@@ -202,7 +202,7 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
     assert.match(ok('run', '--rm', '--network', 'host', IMG, 'ip', '-o', 'link'), new RegExp(`: kt${ns.name.slice(-6)}[:@]`));
   });
 
-  test('kill -9 of krd: published ports and DNS come back after the restart; rm cleans up what was left', async () => {
+  test('kill -9 of krd: published ports and DNS come back after the restart; a stopped container starts again on its network after a graceful krd stop; rm cleans up', async () => {
     await krd.kill9();
     const again = await startKrd({ netns: ns.name, socket: krd.socket, dataRoot: krd.dataRoot });
     const old = krd;
@@ -211,6 +211,14 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
     const fetched = ns.run(['sh', '-c', retry('busybox wget -qO- http://127.0.0.1:18080/hostname')]);
     assert.equal(fetched.code, 0, fetched.stderr);
     assert.match(ok('run', '--rm', '--network', 'app', IMG, 'nslookup', 'web'), /Address:\s+10\.89\.0\.2$/m);
+    // a graceful stop drops the namespace of an exited container; its next start rebuilds it
+    const srvId = ok('inspect', '--format', '{{.Id}}', 'srv');
+    ok('stop', '-t', '1', 'srv');
+    await krd.stop(true);
+    assert.ok(!(await fsp.readFile('/proc/self/mountinfo', 'utf8')).includes(`${krd.dataRoot}/network/containers/${srvId}`));
+    krd = await startKrd({ netns: ns.name, socket: krd.socket, dataRoot: krd.dataRoot });
+    ok('start', 'srv');
+    assert.equal(ok('run', '--rm', '--network', 'app', IMG, 'sh', '-c', retry('wget -qO- http://web/hostname')), srvId.slice(0, 12));
     ok('rm', '-f', 'srv', 'pub', 'late', 'clash');
     ok('network', 'rm', 'app');
     await until(() => !/\bkv/.test(ns.run(['ip', '-o', 'link']).stdout));

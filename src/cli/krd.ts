@@ -81,6 +81,9 @@ async function serve(args: string[]): Promise<void> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  // everything is closed and written; the watchers of still-running containers hold connections
+  // to their supervisors that would keep the process alive for ever (the containers go on without krd)
+  process.exit(0);
 }
 
 void runCli('krd', async () => {

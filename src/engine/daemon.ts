@@ -161,7 +161,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       close: async () => {
         health.close();
         await server.close();
-        containerNetworks.close();
+        await containerNetworks.close();
         await networks.close();
         state.close();
         unlock();

@@ -205,10 +205,16 @@ export class ContainerService {
       const c = await this.runtime.reattach(id);
       const st = await c.state();
       // exited: a fresh process; created: never started, or prepared by an attach (docker start -a)
-      if (st.status === 'exited') await c.recreate();
-      else if (st.status === 'running') throw new KrError('conflict', `container ${id} is already running`);
+      if (st.status === 'running') throw new KrError('conflict', `container ${id} is already running`);
+      // the network first: a recreated supervisor joins the container's namespace at once
       await this.networks.started(id);
-      await c.start();
+      try {
+        if (st.status === 'exited') await c.recreate();
+        await c.start();
+      } catch (err) {
+        this.networks.stopped(id);
+        throw err;
+      }
       const now = await c.state();
       this.records.markRunning(id, now.pid ?? null, Date.now());
       this.watch(id, c);

@@ -7,7 +7,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KrError } from '../../util/errors.ts';
 import type { ContainerSpec, MountSpec } from '../../runtime/runtime.ts';
-import { removeNetns } from '../../net/netns.ts';
+import { createNetns, isMounted, removeNetns } from '../../net/netns.ts';
 import { startProxy, type Proxy } from '../../net/port-proxy.ts';
 import { useEmbeddedDns, writeContainerFiles } from './container-files.ts';
 import { endpointRequest, endpointRequests, type EndpointRequest, type NetworkHostConfig, type PortBinding } from './container-config.ts';
@@ -101,6 +101,7 @@ export class ContainerNetworks {
    */
   async started(id: string): Promise<void> {
     if (this.proxies.has(id)) return;
+    await this.ensureNamespace(id);
     const nw = this.nets.records.networking(id);
     const c = this.nets.records.containerConfig(id);
     const first = this.nets.records.endpointsOf(id)[0];
@@ -110,6 +111,20 @@ export class ContainerNetworks {
       this.nets.records.setNetworking({ ...nw, ports });
     } catch (err) {
       this.stopped(id);
+      throw err;
+    }
+  }
+
+  /** The container's namespace, rebuilt with its recorded endpoints when it was dropped. */
+  private async ensureNamespace(id: string): Promise<void> {
+    const nw = this.nets.records.networking(id);
+    if (!nw?.netns || isMounted(nw.netns)) return;
+    const endpoints = this.nets.records.endpointsOf(id);
+    try {
+      for (const [i, e] of endpoints.entries()) await this.nets.replug(e, nw.netns, { create: i === 0, defaultRoute: i === 0 });
+      if (endpoints.length === 0) await createNetns(nw.netns, ['link set lo up']);
+    } catch (err) {
+      await removeNetns(nw.netns).catch(() => undefined);
       throw err;
     }
   }
@@ -232,8 +247,15 @@ export class ContainerNetworks {
     }
   }
 
-  close(): void {
+  /**
+   * krd stops: proxies closed; the namespaces of exited containers dropped (their veths go with
+   * them, so no bridge is kept for them; the next start rebuilds them with the same addresses).
+   */
+  async close(): Promise<void> {
     for (const list of this.proxies.values()) for (const p of list) p.close();
     this.proxies.clear();
+    for (const nw of this.nets.records.allNetworking()) {
+      if (nw.netns && !this.nets.records.holdsNamespace(nw.container_id)) await removeNetns(nw.netns).catch(() => undefined);
+    }
   }
 }

@@ -156,6 +156,12 @@ export class NetworkRecords {
     return { state: r.state, hostConfig: { ...hostConfig, PortBindings: hostConfig.PortBindings ?? {} }, exposedPorts: (JSON.parse(r.config) as { ExposedPorts?: Record<string, object> }).ExposedPorts ?? {} };
   }
 
+  /** A container whose namespace has (or may get) processes: anything but exited or dead. */
+  holdsNamespace(id: string): boolean {
+    const r = this.state.db.prepare('SELECT state FROM containers WHERE id = ?').get(id) as { state: string } | undefined;
+    return !r || !['exited', 'dead'].includes(r.state);
+  }
+
   /** Containers whose names resolve: those running (or paused, or between restarts). */
   isLive(id: string): boolean {
     const r = this.state.db.prepare('SELECT state FROM containers WHERE id = ?').get(id) as { state: string } | undefined;

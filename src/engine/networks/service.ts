@@ -288,6 +288,18 @@ export class NetworkService {
     return e;
   }
 
+  /**
+   * Puts a recorded endpoint back into a (new) namespace with its address and names: after the
+   * namespace of an exited container was dropped (krd stopped, the host rebooted).
+   */
+  async replug(e: EndpointRecord, netns: string, opts: { create: boolean; defaultRoute: boolean }): Promise<void> {
+    let n = this.records.network(e.network_id);
+    if (!n) throw new KrError('not-found', `network ${e.network_id} of endpoint ${e.id} not found`);
+    n = await this.ensureUp(n);
+    const pool = this.poolOf(n);
+    await attachVeth({ netns, ifname: e.ifname, hostIfname: e.host_ifname, bridge: this.bridgeOf(n), ip: parseIp(e.ip)!, subnet: pool.subnet, gateway: opts.defaultRoute ? pool.gateway : undefined }, { create: opts.create });
+  }
+
   async detach(e: EndpointRecord, opts: { linkGone?: boolean } = {}): Promise<void> {
     if (!opts.linkGone) await deleteLink(e.host_ifname);
     this.records.removeEndpoint(e.id);
@@ -305,7 +317,8 @@ export class NetworkService {
     let kept = 0;
     for (const n of this.records.networks()) {
       if (n.driver !== 'bridge') continue;
-      if (this.records.endpoints(n.id).length > 0) kept++;
+      // bridges of live containers stay (they outlive krd); exited ones got their namespace dropped
+      if (this.records.endpoints(n.id).some((e) => this.records.holdsNamespace(e.container_id))) kept++;
       else if (this.up.has(n.id) || (await linkExists(this.bridgeOf(n)))) await this.bringDown(n).catch(() => undefined);
     }
     if (kept === 0) await removeChains(this.chain);
