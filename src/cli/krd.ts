@@ -1,6 +1,7 @@
 // krd: the Docker Engine API daemon, in the foreground. Thin: parse flags, start, log, stop on a signal.
 import { parse, result, runCli, say, UsageError } from './common.ts';
-import { defaultPaths, startDaemon, KRD_VERSION } from '../engine/daemon.ts';
+import { defaultPaths, defaultRuntime, startDaemon, KRD_VERSION } from '../engine/daemon.ts';
+import { chooseAccel } from '../vm/qemu.ts';
 import { makeCerts } from '../engine/certs.ts';
 import { readTrustedIdentities } from '../bali/keys.ts';
 import type { RuntimeName } from '../engine/context.ts';
@@ -12,7 +13,8 @@ krd certs DIR            make a local CA, server and client certificates for TCP
 options (dockerd's names):
   -H, --host ADDR          unix:///path or tcp://HOST:PORT (repeatable); default unix://${defaults.socket}
   --data-root DIR          all state (database, images); default ${defaults.dataRoot}
-  --runtime ns|vm          what runs containers (default ns)
+  --runtime ns|vm          what runs containers: ns (namespaces) or vm (a microVM per pod);
+                           default vm where KVM is usable, else ns
   --tlsverify              require client certificates signed by --tlscacert (needed for tcp://)
   --tlscacert FILE --tlscert FILE --tlskey FILE   CA, server certificate and key (krd certs DIR makes them)
   --trusted-identity ID    bali signer whose files load without a warning (repeatable)
@@ -54,7 +56,8 @@ async function serve(args: string[]): Promise<void> {
   if (values.help) return result(usage);
   if (values.version) return result(`krd ${KRD_VERSION}`);
   if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}\nusage: ${usage}`);
-  const runtime = values.runtime ?? 'ns';
+  const dflt = defaultRuntime();
+  const runtime = values.runtime ?? dflt.name;
   if (runtime !== 'ns' && runtime !== 'vm') throw new UsageError(`--runtime must be ns or vm, not ${runtime}`);
   const tlsParts = [values.tlscacert, values.tlscert, values.tlskey];
   let tls;
@@ -71,7 +74,9 @@ async function serve(args: string[]): Promise<void> {
     insecureRegistries: values['insecure-registry'] ?? [],
     bip: values.bip,
   });
-  say(`krd ${KRD_VERSION} (pid ${process.pid}): runtime ${daemon.context.runtime}, data root ${daemon.context.dataRoot}`);
+  const why = values.runtime ? 'asked for' : `default: ${dflt.why}`;
+  const accel = runtime === 'vm' ? (process.env.KRAUD_VM_PODS === 'process' ? ', pods as host processes (KRAUD_VM_PODS)' : `, accel ${chooseAccel()}`) : '';
+  say(`krd ${KRD_VERSION} (pid ${process.pid}): runtime ${daemon.context.runtime} (${why}${accel}), data root ${daemon.context.dataRoot}`);
   for (const a of daemon.addresses) say(`krd: listening on ${a}`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -11,6 +11,9 @@ import { KRD_VERSION, type EngineContext, type RuntimeName } from './context.ts'
 import { ImageService } from './images/service.ts';
 import { ContainerService } from './containers/service.ts';
 import { NsRuntime } from '../runtime/ns/ns-runtime.ts';
+import { VmRuntime } from '../runtime/vm/vm-runtime.ts';
+import { bootHostPod } from '../runtime/vm/host-pod.ts';
+import { chooseAccel } from '../vm/qemu.ts';
 import { Router } from './router.ts';
 import { imageRoutes } from './routes/images.ts';
 import { containerRoutes } from './routes/containers.ts';
@@ -106,10 +109,19 @@ function lockDataRoot(dataRoot: string): () => void {
   };
 }
 
+/**
+ * vm where KVM is usable (a pod VM per container, as kraud means it), else ns: under TCG a pod
+ * takes minutes to come up, too slow to be anyone's default. The reason is shown at start.
+ */
+export function defaultRuntime(env: NodeJS.ProcessEnv = process.env): { name: RuntimeName; why: string } {
+  const accel = chooseAccel(env);
+  return accel === 'kvm' ? { name: 'vm', why: 'KVM is usable' } : { name: 'ns', why: 'no usable KVM (--runtime vm runs pods under TCG)' };
+}
+
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const defaults = defaultPaths(opts.env);
   const dataRoot = opts.dataRoot ?? defaults.dataRoot;
-  const runtime = opts.runtime ?? 'ns';
+  const runtime = opts.runtime ?? defaultRuntime(opts.env).name;
   if (runtime !== 'ns' && runtime !== 'vm') throw new KrError('invalid', `unknown runtime "${runtime}" (ns or vm)`);
   const listeners = (opts.hosts?.length ? opts.hosts : [`unix://${defaults.socket}`]).map(parseHost);
   if (listeners.some((l) => l.kind === 'tcp') && !opts.tls) {
@@ -126,9 +138,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   try {
     const events = new EventService();
     const images = await ImageService.open(dataRoot, state, { insecureRegistries: opts.insecureRegistries, events });
-    if (runtime !== 'ns') throw new KrError('unavailable', `the ${runtime} runtime is not available yet; use --runtime ns`);
     // containers' state (supervisor dirs, rootfs cache) lives under the data root too
-    const rt = new NsRuntime(join(dataRoot, 'runtime'));
+    // KRAUD_VM_PODS=process: pods as host processes (vdocker over the ns runtime, no VM and no VM
+    // isolation) — for testing the vm runtime through krd where no VM can boot in time
+    const env = opts.env ?? process.env;
+    const launcher = env.KRAUD_VM_PODS === 'process' ? bootHostPod : undefined;
+    const rt = runtime === 'vm' ? new VmRuntime(join(dataRoot, 'vm'), { accel: chooseAccel(env), launcher }) : new NsRuntime(join(dataRoot, 'runtime'));
     const networks = new NetworkService(state, dataRoot, events, { bip: opts.bip });
     await networks.init();
     const containerNetworks = new ContainerNetworks(networks, dataRoot);

@@ -17,14 +17,14 @@ export interface KrdFixture {
   krd: TestKrd;
 }
 
-/** `extra`: entries of one more layer on top (files a test needs in the image). */
-export async function startKrdWithImage(prefix: string, config: ContainerConfig, extra: EntrySpec[] = []): Promise<KrdFixture> {
+/** `extra`: entries of one more layer on top (files a test needs in the image); `krdArgs`: more krd flags. */
+export async function startKrdWithImage(prefix: string, config: ContainerConfig, extra: EntrySpec[] = [], krdArgs: string[] = []): Promise<KrdFixture> {
   const work = await fsp.mkdtemp(join(tmpdir(), prefix));
   const layers = [...standardLayers(), { entries: [{ type: 'symlink' as const, path: 'bin/sleep', target: 'busybox' }, ...extra] }];
   const [registry, built] = await Promise.all([startRegistry(), buildImage(join(work, 'image'), layers, { config })]);
   const img = `${registry.host}/kit/box:v1`;
   await push(built.image, img);
-  const krd = await startKrd({ socket: join(work, 'krd.sock'), dataRoot: join(work, 'data') });
+  const krd = await startKrd({ socket: join(work, 'krd.sock'), dataRoot: join(work, 'data'), args: krdArgs });
   return { work, registry, img, krd };
 }
 

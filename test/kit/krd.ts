@@ -55,7 +55,9 @@ export async function startKrd(opts: KrdOptions = {}): Promise<TestKrd> {
   const dataRoot = opts.dataRoot ?? join(work, 'data');
   const dockerConfig = join(work, 'docker-config');
   await fsp.mkdir(dockerConfig, { recursive: true });
-  const args = [...(opts.noSocket ? [] : ['-H', `unix://${socket}`]), '--data-root', dataRoot, ...(opts.args ?? [])];
+  // the ns runtime unless a test asks for another: krd's default is vm where KVM is usable
+  const runtime = opts.args?.includes('--runtime') ? [] : ['--runtime', 'ns'];
+  const args = [...(opts.noSocket ? [] : ['-H', `unix://${socket}`]), '--data-root', dataRoot, ...runtime, ...(opts.args ?? [])];
   // nsenter execs krd after setns (no fork), so the child's PID is still krd's
   const argv = opts.netns ? ['nsenter', `--net=/run/netns/${opts.netns}`, KRD_BIN, ...args] : [KRD_BIN, ...args];
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -35,6 +35,13 @@ if (!launch) {
   say('KRAUD_LAUNCH (the launch spec file) is not set');
   process.exit(2);
 }
+// In the guest: the initramfs's static krd-shim, and the tools disk's spawner run through its loader
+// (set before the ns runtime's modules load; they read them once)
+const tools = fileURLToPath(new URL('../../../../', import.meta.url)).replace(/\/$/, '');
+if (consoleFd >= 0 && existsSync('/bin/krd-shim') && existsSync(`${tools}/bin/krd-spawner`)) {
+  process.env.KRAUD_SHIM ??= '/bin/krd-shim';
+  process.env.KRAUD_SPAWNER ??= JSON.stringify([`${tools}/lib/ld-linux-x86-64.so.2`, '--library-path', `${tools}/lib`, `${tools}/bin/krd-spawner`]);
+}
 const [{ parseLaunchSpec }, { NsRuntime }, { startVdocker }] = await Promise.all([import('../../vm/launch-spec.ts'), import('../../runtime/ns/ns-runtime.ts'), import('./server.ts')]);
 say(`code loaded in ${Math.round(performance.now() - t0)} ms`);
 const spec = parseLaunchSpec(readFileSync(launch, 'utf8'));
@@ -45,7 +52,7 @@ if (!spec.vdocker) {
 const root = process.env.KRAUD_VDOCKER_ROOT ?? '/run/cradle';
 // docker run --init: the tools disk carries a static tini beside node
 // (the tools disk: bin/node, bin/tini-static, app/src/guest/vdocker/main.ts)
-const tini = fileURLToPath(new URL('../../../../bin/tini-static', import.meta.url));
+const tini = `${tools}/bin/tini-static`;
 if (!process.env.KRAUD_INIT && existsSync(tini)) process.env.KRAUD_INIT = tini;
 const images = process.env.KRAUD_VDOCKER_IMAGES?.split(':') ?? spec.images.map((_, i) => join(root, 'img', String(i)));
 const vd = await startVdocker({

@@ -12,7 +12,7 @@ import type { ContainerConfig } from '../../engine/containers/config.ts';
 import { ContainerService, type ContainerNetworking } from '../../engine/containers/service.ts';
 import { listNetworkView, networkSettingsView } from '../../engine/networks/settings-view.ts';
 import { ExecService } from '../../engine/execs/service.ts';
-import { json, readJson, Router } from '../../engine/router.ts';
+import { json, noContent, readJson, Router } from '../../engine/router.ts';
 import { ArchiveService } from '../../engine/archive/service.ts';
 import { EventService } from '../../engine/events/service.ts';
 import { StatsService } from '../../engine/stats/service.ts';
@@ -135,6 +135,16 @@ export async function startVdocker(opts: VdockerOptions): Promise<Vdocker> {
   containerRoutes(router, services, { create: false });
   router.add('POST', /^\/kraud\/containers$/, async ({ req, res }) => {
     json(res, 201, await createInPod(opts.runtime, containers, opts.images ?? [], parseCreateBody(await readJson(req))));
+  });
+  // the runtime seam's own view, for the host's vm runtime: the process state (docker's inspect
+  // shows the record, which stays "exited" between recreate and start) and recreate itself
+  router.add('GET', /^\/kraud\/containers\/([^/]+)\/state$/, async ({ res, params }) => {
+    const st = await (await opts.runtime.reattach(containers.resolve(params[0]).id)).state();
+    json(res, 200, { status: st.status, pid: st.pid ?? 0, exit: st.exit ? { exitCode: st.exit.exitCode, signal: st.exit.signal ?? '', finishedAt: st.exit.finishedAt.toISOString() } : null });
+  });
+  router.add('POST', /^\/kraud\/containers\/([^/]+)\/recreate$/, async ({ res, params }) => {
+    await (await opts.runtime.reattach(containers.resolve(params[0]).id)).recreate();
+    noContent(res);
   });
   archiveRoutes(router, services);
   statsRoutes(router, services);

@@ -84,7 +84,8 @@ export class NsRuntime implements Runtime {
       const net = spec.network ?? 'none';
       args.push('--net', net === 'none' ? 'new' : net === 'host' ? 'host' : net.netnsPath);
       if (spec.init) {
-        const init = INIT_CANDIDATES.find((p) => existsSync(p));
+        // KRAUD_INIT: where another tini lives (a pod VM's tools disk)
+        const init = [process.env.KRAUD_INIT ?? '', ...INIT_CANDIDATES].find((p) => p && existsSync(p));
         if (!init) throw new KrError('unavailable', 'init requested but tini is not installed');
         args.push('--init', init);
       }

@@ -10,8 +10,11 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { KrError } from '../../util/errors.ts';
 
-export const SHIM_PATH = fileURLToPath(new URL('../../../build/krd-shim', import.meta.url));
-const SPAWNER_PATH = fileURLToPath(new URL('../../../build/krd-spawner', import.meta.url));
+// Inside a pod VM (vdocker) both come from elsewhere: KRAUD_SHIM names the initramfs's static shim,
+// KRAUD_SPAWNER the spawner's command line as a JSON list (run through the tools disk's loader).
+export const SHIM_PATH = process.env.KRAUD_SHIM || fileURLToPath(new URL('../../../build/krd-shim', import.meta.url));
+const SPAWNER_CMD: string[] = process.env.KRAUD_SPAWNER ? (JSON.parse(process.env.KRAUD_SPAWNER) as string[]) : [fileURLToPath(new URL('../../../build/krd-spawner', import.meta.url))];
+const SPAWNER_PATH = SPAWNER_CMD[SPAWNER_CMD.length - 1];
 
 const MAX_REQUEST = (1 << 20) - 4;
 
@@ -28,7 +31,7 @@ class Spawner {
   gone = false;
 
   constructor() {
-    this.proc = spawn(SPAWNER_PATH, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.proc = spawn(SPAWNER_CMD[0], SPAWNER_CMD.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
     this.proc.stdout!.setEncoding('utf8');
     this.proc.stdout!.on('data', (d: string) => {
       this.out += d;

@@ -1,0 +1,228 @@
+// One pod VM for krd's vm runtime, booted with cradle's pieces (launch spec, config disk, qemu
+// command line, guest assets): no container in the spec, vdocker on the tools disk, and the
+// container created through vdocker once it answers — so it is held before start like any
+// Runtime.create, and krd can attach first.
+//
+// Host ↔ guest transport: qemu user-mode networking with one hostfwd, 127.0.0.1:<free port> →
+// guest 10.0.2.15:1. Chosen over a tap on a bridge because it needs no host networking at all (no
+// root-only devices, no bridge or iptables state to clean up after a krd crash, nothing other
+// processes on the host can reach except through loopback, where the pod secret still guards it),
+// and it works the same under TCG and KVM. The price: slirp's throughput and no pod-to-pod
+// addresses — the bridge is the later step once the networks work gives krd bridges.
+//
+// qemu is started in its own session, so pods outlive a krd restart; pod.json keeps what a new krd
+// needs to reach the pod again (port, secret, pid).
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, openSync, closeSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { Image } from '../../image/types.ts';
+import { KrError } from '../../util/errors.ts';
+import { guestAssets } from '../../vm/assets.ts';
+import { configDisk } from '../../vm/config-disk.ts';
+import { USER_NETWORK, validateLaunchSpec } from '../../vm/launch-spec.ts';
+import { qemuArgs, type Accel } from '../../vm/qemu.ts';
+import { RootfsCache } from '../ns/rootfs-cache.ts';
+import { call, type Endpoint } from './vdocker-client.ts';
+import { toolsDisk, vdockerArgv } from './tools-disk.ts';
+
+const run = promisify(execFile);
+const GUEST_ADDRESS = '10.0.2.15';
+
+/** What pod.json keeps. */
+export interface PodRecord {
+  id: string;
+  secret: string;
+  port: number;
+  pid: number;
+  accel: Accel;
+  /** Deadline of a plain vdocker call (tests of a misbehaving guest shorten it). */
+  deadlineMs?: number;
+}
+
+export function endpointOf(p: PodRecord): Endpoint {
+  return { host: '127.0.0.1', port: p.port, secret: p.secret, label: `pod ${p.id.slice(0, 12)}`, deadlineMs: p.deadlineMs };
+}
+
+/** A free loopback port (closed again; qemu binds it a moment later — retried if taken meanwhile). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export class PodDisks {
+  private readonly dir: string;
+  private readonly rootfs_: RootfsCache;
+  private readonly pending = new Map<string, Promise<string>>();
+  private tools: Promise<string> | null = null;
+
+  constructor(dir: string) {
+    this.dir = dir;
+    this.rootfs_ = new RootfsCache(join(dir, 'rootfs'));
+  }
+
+  /** The image as an erofs disk (from the flattened rootfs the ns runtime caches too), once per digest. */
+  image(image: Image): Promise<string> {
+    const hex = image.manifestDigest.replace(/^sha256:/, '');
+    const out = join(this.dir, `${hex}.erofs`);
+    if (existsSync(out)) return Promise.resolve(out);
+    let p = this.pending.get(hex);
+    if (!p) {
+      p = (async () => {
+        const tree = await this.rootfs_.get(image);
+        const tmp = `${out}.${randomBytes(6).toString('hex')}`;
+        try {
+          await run('mkfs.erofs', ['--quiet', '-T0', '-U', '00000000-0000-0000-0000-000000000000', tmp, tree], { maxBuffer: 1 << 20 });
+          await rename(tmp, out);
+        } catch (err) {
+          await rm(tmp, { force: true });
+          const e = err as { stderr?: string; code?: string };
+          throw new KrError(e.code === 'ENOENT' ? 'unavailable' : 'io', `image disk: ${e.code === 'ENOENT' ? 'mkfs.erofs is missing (erofs-utils)' : (e.stderr ?? String(err)).trim()}`);
+        }
+        return out;
+      })().finally(() => this.pending.delete(hex));
+      this.pending.set(hex, p);
+    }
+    return p;
+  }
+
+  /** The image's flattened rootfs as a directory (a host pod's image "disk"). */
+  rootfs(image: Image): Promise<string> {
+    return this.rootfs_.get(image);
+  }
+
+  /** vdocker's disk; computed once per process (the code and node do not change under it). */
+  toolsDisk(): Promise<string> {
+    this.tools ??= toolsDisk(this.dir).catch((err) => {
+      this.tools = null;
+      throw err;
+    });
+    return this.tools;
+  }
+}
+
+export interface BootOptions {
+  id: string;
+  image: Image;
+  disks: PodDisks;
+  accel: Accel;
+  memoryMiB: number;
+  cpus: number;
+  /** How long vdocker may take to answer (the guest boots and node starts). */
+  readyTimeoutMs: number;
+}
+
+/** How a pod comes up: a qemu microVM (bootPod), or vdocker as a host process (./host-pod.ts, tests). */
+export type PodLauncher = (dir: string, o: BootOptions) => Promise<PodRecord>;
+
+/** Boots the pod in `dir` (created here) and waits until its vdocker answers. */
+export async function bootPod(dir: string, o: BootOptions): Promise<PodRecord> {
+  const [imageDisk, tools] = await Promise.all([o.disks.image(o.image), o.disks.toolsDisk()]);
+  const assets = guestAssets();
+  const secret = randomBytes(32).toString('hex');
+  const spec = validateLaunchSpec({
+    version: 1,
+    podId: o.id,
+    secret,
+    hostname: o.id.slice(0, 12),
+    resources: { memoryMiB: o.memoryMiB, cpus: o.cpus },
+    network: USER_NETWORK,
+    images: [{ digest: o.image.manifestDigest }],
+    containers: [],
+    vdocker: { argv: vdockerArgv(), listen: { address: GUEST_ADDRESS, port: 1 } },
+  });
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'config.img'), configDisk(spec), { mode: 0o600 });
+  const mac = USER_NETWORK.mode === 'static' ? USER_NETWORK.mac : '52:54:00:12:34:56';
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const args = qemuArgs({
+      accel: o.accel,
+      kernel: assets.kernel,
+      initrd: assets.initramfs,
+      memoryMiB: o.memoryMiB,
+      cpus: o.cpus,
+      disks: [
+        { file: join(dir, 'config.img'), serial: 'kraud-config', readonly: true },
+        { file: imageDisk, serial: 'kraud-img0', readonly: true },
+        { file: tools, serial: 'kraud-tools', readonly: true },
+      ],
+      consoleFile: join(dir, 'console.log'),
+      ioSocket: 'null',
+      network: { mode: 'user', mac, forwards: [{ host: port, guest: 1, proto: 'tcp' }] },
+      // KRAUD_VM_DEBUG=1: the guest kernel's messages too, in the pod's console.log
+      quiet: !process.env.KRAUD_VM_DEBUG,
+    });
+    // The kraud.io port is standalone cradle's output channel; under krd, output, exits and logs
+    // come through vdocker, so the port is a sink (init needs the port to exist).
+    const io = args.findIndex((a) => a.startsWith('socket,id=io,'));
+    if (io >= 0) args[io] = 'null,id=io';
+    const errFile = join(dir, 'qemu.log');
+    const errFd = openSync(errFile, 'w');
+    const child = spawn('qemu-system-x86_64', args, { detached: true, stdio: ['ignore', 'ignore', errFd] });
+    closeSync(errFd);
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once('spawn', () => resolve(child.pid!));
+      child.once('error', (err) => reject(new KrError('unavailable', `qemu-system-x86_64: ${err.message}`)));
+    });
+    child.unref();
+    const pod: PodRecord = { id: o.id, secret, port, pid, accel: o.accel };
+    await writeFile(join(dir, 'pod.json.tmp'), JSON.stringify(pod), { mode: 0o600 });
+    await rename(join(dir, 'pod.json.tmp'), join(dir, 'pod.json'));
+    const ready = await waitReady(pod, o.readyTimeoutMs);
+    if (ready === true) return pod;
+    const log = (await readFile(errFile, 'utf8').catch(() => '')).trim();
+    if (ready === 'exited' && /hostfwd|Could not set up host forwarding/.test(log) && attempt < 3) continue; // the port was taken meanwhile
+    killPod(pod);
+    throw new KrError('unavailable', `pod ${o.id.slice(0, 12)} (accel ${o.accel}): ${ready === 'exited' ? `qemu exited: ${log.split('\n').pop() || 'no message'}` : `vdocker did not answer within ${o.readyTimeoutMs / 1000} s`} (see ${dir}/console.log)`);
+  }
+}
+
+/** true once vdocker answers /_ping; 'exited' if its process is gone; 'timeout'. */
+export async function waitReady(pod: PodRecord, timeoutMs: number): Promise<true | 'exited' | 'timeout'> {
+  const ep = endpointOf(pod);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!alive(pod.pid)) return 'exited';
+    const ok = await call(ep, 'GET', '/_ping', { deadlineMs: 2000 }).then(() => true, () => false);
+    if (ok) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return 'timeout';
+}
+
+export function killPod(pod: PodRecord): void {
+  try {
+    process.kill(pod.pid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
+}
+
+export async function readPod(dir: string): Promise<PodRecord | null> {
+  const text = await readFile(join(dir, 'pod.json'), 'utf8').catch(() => null);
+  if (text === null) return null;
+  // written by krd itself, but checked: a corrupt file must not send requests anywhere else
+  const v = JSON.parse(text) as PodRecord;
+  if (!v || typeof v.secret !== 'string' || !Number.isInteger(v.port) || v.port <= 0 || v.port > 65535 || !Number.isInteger(v.pid) || v.pid <= 1) return null;
+  return v;
+}

@@ -1,0 +1,374 @@
+// The vm runtime: every container is a pod of its own, a qemu microVM (./pod-vm.ts) whose vdocker
+// runs it; every Container call is a vdocker request with the pod secret (./vdocker-client.ts).
+// State lives under the root dir: <root>/pods/<id>/ (pod.json, config disk, console log) and
+// <root>/disks/ (image and tools disks, cached). krd never learns it talks to a VM.
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { withDefaultPath } from '../../image/container-env.ts';
+import { isKrError, KrError, withContext } from '../../util/errors.ts';
+import { chooseAccel, type Accel } from '../../vm/qemu.ts';
+import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, PathStat, ProcessState, PutArchiveOptions, Runtime, RuntimeProcess, Stats, Stdio, TopResult, ExitStatus } from '../runtime.ts';
+import { signalNumber } from '../signals.ts';
+import { alive, bootPod, endpointOf, killPod, PodDisks, readPod, type PodLauncher, type PodRecord } from './pod-vm.ts';
+import { entryOf, stdioOver, ttyEntries } from './streams.ts';
+import { call, callJson, demux, hijack, passThrough, stream, type Endpoint } from './vdocker-client.ts';
+import { exitOf, VmExec } from './vm-exec.ts';
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const NETWORK_FILES = ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'];
+const STATUSES = ['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead'];
+
+export interface VmRuntimeOptions {
+  accel?: Accel;
+  /** Guest RAM when the container sets no memory limit (MiB; node for vdocker needs ≈ 100 of it). */
+  defaultMemoryMiB?: number;
+  /** How pods come up (default: qemu microVMs; tests: ./host-pod.ts). */
+  launcher?: PodLauncher;
+}
+
+interface ContainerInspect {
+  status: string;
+  pid: number;
+  exitCode: number;
+  finishedAt: Date;
+}
+
+function checkInspect(v: unknown): ContainerInspect {
+  const s = (v as { State?: Record<string, unknown> })?.State;
+  if (!s || typeof s !== 'object') throw new Error('no State');
+  if (typeof s.Status !== 'string' || !STATUSES.includes(s.Status)) throw new Error('State.Status');
+  if (!Number.isSafeInteger(s.Pid) || !Number.isSafeInteger(s.ExitCode)) throw new Error('State.Pid/ExitCode');
+  const finishedAt = new Date(typeof s.FinishedAt === 'string' ? s.FinishedAt : NaN);
+  return { status: s.Status, pid: s.Pid as number, exitCode: s.ExitCode as number, finishedAt: Number.isFinite(finishedAt.getTime()) ? finishedAt : new Date(0) };
+}
+
+function checkState(v: unknown): ProcessState {
+  const o = v as { status?: unknown; pid?: unknown; exit?: Record<string, unknown> | null };
+  if (!o || (o.status !== 'created' && o.status !== 'running' && o.status !== 'exited')) throw new Error('status');
+  if (!Number.isSafeInteger(o.pid)) throw new Error('pid');
+  if (o.status !== 'exited') return { status: o.status, ...((o.pid as number) > 0 ? { pid: o.pid as number } : {}) };
+  const e = o.exit;
+  if (!e || !Number.isSafeInteger(e.exitCode) || typeof e.signal !== 'string' || typeof e.finishedAt !== 'string') throw new Error('exit');
+  const at = new Date(e.finishedAt);
+  const exit: ExitStatus = { exitCode: e.exitCode as number, finishedAt: Number.isFinite(at.getTime()) ? at : new Date(0) };
+  if (/^SIG[A-Z0-9]{1,10}$/.test(e.signal)) exit.signal = e.signal;
+  return { status: 'exited', exit };
+}
+
+/** docker's unix-seconds time parameter. */
+const secs = (d: Date) => (d.getTime() / 1000).toFixed(3);
+
+export class VmRuntime implements Runtime {
+  readonly name = 'vm';
+  readonly root: string;
+  readonly accel: Accel;
+  private readonly disks: PodDisks;
+  private readonly memoryMiB: number;
+  private readonly launch: PodLauncher;
+
+  constructor(root: string, opts: VmRuntimeOptions = {}) {
+    this.root = resolve(root);
+    this.accel = opts.accel ?? chooseAccel();
+    this.disks = new PodDisks(join(this.root, 'disks'));
+    this.memoryMiB = opts.defaultMemoryMiB ?? 384;
+    this.launch = opts.launcher ?? bootPod;
+  }
+
+  private dirOf(id: string): string {
+    if (!ID.test(id)) throw new KrError('invalid', `invalid container id: ${JSON.stringify(id)}`);
+    return join(this.root, 'pods', id);
+  }
+
+  async create(spec: ContainerSpec): Promise<Container> {
+    const dir = this.dirOf(spec.id);
+    if (existsSync(dir)) throw new KrError('conflict', `container ${spec.id} already exists`);
+    if (!('image' in spec.rootfs)) throw new KrError('invalid', 'the vm runtime runs images, not host directories');
+    if (spec.args.length === 0) throw new KrError('invalid', 'no command given');
+    // krd's network files (hosts, resolv.conf, hostname) describe the host's bridge: the pod is on
+    // its VM's own network instead. Other binds would need shared directories into the VM.
+    const mounts = (spec.mounts ?? []).filter((m) => !(m.type === 'bind' && NETWORK_FILES.includes(m.target)));
+    if (mounts.some((m) => m.type === 'bind')) throw new KrError('invalid', 'bind mounts are not supported in VM pods yet (no shared directories into the VM)');
+    // a network namespace of the host (krd's bridge) cannot be joined from a VM: the pod uses the VM's
+    const network = spec.network === undefined || spec.network === 'none' ? 'none' : 'host';
+    const mem = spec.resources?.memoryBytes ? Math.max(128, Math.ceil(spec.resources.memoryBytes / 2 ** 20)) + 256 : this.memoryMiB;
+    const cpus = spec.resources?.nanoCpus ? Math.max(1, Math.ceil(spec.resources.nanoCpus / 1e9)) : 1;
+    await mkdir(join(this.root, 'pods'), { recursive: true });
+    let pod: PodRecord | null = null;
+    try {
+      await mkdir(dir);
+      await writeFile(join(dir, 'container.json'), JSON.stringify({ tty: !!spec.tty, openStdin: !!spec.openStdin }));
+      pod = await this.launch(dir, { id: spec.id, image: spec.rootfs.image, disks: this.disks, accel: this.accel, memoryMiB: mem, cpus, readyTimeoutMs: this.accel === 'kvm' ? 60_000 : 300_000 });
+      const body = {
+        id: spec.id,
+        image: 0,
+        args: spec.args,
+        env: withDefaultPath(spec.env ?? []),
+        cwd: spec.cwd,
+        user: spec.user,
+        tty: !!spec.tty,
+        openStdin: !!spec.openStdin,
+        // the runtime's stdin ends when the caller ends it (krd decides docker's StdinOnce itself)
+        stdinOnce: !!spec.openStdin,
+        hostname: spec.hostname,
+        init: !!spec.init,
+        readonlyRootfs: !!spec.readonlyRootfs,
+        capAdd: spec.capAdd,
+        capDrop: spec.capDrop,
+        network,
+        resources: spec.resources,
+        mounts,
+      };
+      await call(endpointOf(pod), 'POST', '/kraud/containers', { body: Buffer.from(JSON.stringify(body)), deadlineMs: 60_000 });
+      return new VmContainer(spec.id, dir, pod, { tty: !!spec.tty, openStdin: !!spec.openStdin });
+    } catch (err) {
+      if (pod) killPod(pod);
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw withContext(err, `create ${spec.id}`);
+    }
+  }
+
+  async reattach(id: string): Promise<Container> {
+    const dir = this.dirOf(id);
+    const pod = await readPod(dir).catch(() => null);
+    if (!pod) throw new KrError('not-found', `no such container: ${id}`);
+    let io = { tty: false, openStdin: false };
+    try {
+      io = JSON.parse(readFileSync(join(dir, 'container.json'), 'utf8')) as typeof io;
+    } catch {
+      // written before pod.json; absent only if someone removed it
+    }
+    return new VmContainer(id, dir, pod, io);
+  }
+
+  async list(): Promise<string[]> {
+    return readdir(join(this.root, 'pods')).catch(() => []);
+  }
+}
+
+class VmContainer implements Container {
+  readonly id: string;
+  private readonly dir: string;
+  private readonly pod: PodRecord;
+  private readonly ep: Endpoint;
+  private readonly tty: boolean;
+  private readonly openStdin: boolean;
+  private readonly path: string;
+  /** The exit, once seen (until a recreate). */
+  private exited: ExitStatus | null = null;
+
+  constructor(id: string, dir: string, pod: PodRecord, io: { tty: boolean; openStdin: boolean }) {
+    this.id = id;
+    this.dir = dir;
+    this.pod = pod;
+    this.ep = endpointOf(pod);
+    this.tty = io.tty;
+    this.openStdin = io.openStdin;
+    this.path = `/containers/${id}`;
+  }
+
+  /** The pod's qemu still runs (its pid checked against the command line naming this pod's disk). */
+  private vmAlive(): boolean {
+    if (!alive(this.pod.pid)) return false;
+    try {
+      return readFileSync(`/proc/${this.pod.pid}/cmdline`, 'utf8').includes(this.dir);
+    } catch {
+      return false;
+    }
+  }
+
+  private inspect(): Promise<ContainerInspect> {
+    return callJson(this.ep, 'GET', `${this.path}/json`, checkInspect);
+  }
+
+  async attach(): Promise<Stdio> {
+    const q = `stream=1&stdout=1&stderr=1${this.openStdin ? '&stdin=1' : ''}`;
+    const { socket, head } = await hijack(this.ep, `${this.path}/attach?${q}`);
+    return stdioOver(socket, head, { tty: this.tty, stdin: this.openStdin });
+  }
+
+  async start(): Promise<void> {
+    const st = await this.state();
+    if (st.status === 'exited') throw new KrError('conflict', `${this.id} has already run; recreate it first`);
+    if (st.status === 'running') return;
+    await call(this.ep, 'POST', `${this.path}/start`, { deadlineMs: 60_000 });
+  }
+
+  /** A new process for an exited container, held before start (the guest's ns runtime recreates it). */
+  async recreate(): Promise<void> {
+    if (!this.vmAlive()) throw new KrError('unavailable', `container ${this.id}: its VM is gone`);
+    await call(this.ep, 'POST', `/kraud${this.path}/recreate`, { deadlineMs: 60_000 });
+    this.exited = null;
+  }
+
+  async pause(): Promise<void> {
+    await call(this.ep, 'POST', `${this.path}/pause`);
+  }
+
+  async resume(): Promise<void> {
+    await call(this.ep, 'POST', `${this.path}/unpause`);
+  }
+
+  async kill(signal: string | number): Promise<void> {
+    await call(this.ep, 'POST', `${this.path}/kill?signal=${signalNumber(signal)}`);
+  }
+
+  async wait(): Promise<ExitStatus> {
+    if (this.exited) return this.exited;
+    for (;;) {
+      const st = await this.state().catch((err: unknown) => (this.vmAlive() ? Promise.reject(err) : null));
+      if (!st) continue;
+      if (st.status === 'exited') return (this.exited = st.exit!);
+      if (st.status === 'created') {
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      // blocks until the exit (no deadline); a dropped connection is retried
+      await call(this.ep, 'POST', `${this.path}/wait?condition=not-running`, { deadlineMs: 0 }).catch(() => new Promise((r) => setTimeout(r, 200)));
+    }
+  }
+
+  async resize(rows: number, cols: number): Promise<void> {
+    await call(this.ep, 'POST', `${this.path}/resize?h=${rows}&w=${cols}`);
+  }
+
+  async state(): Promise<ProcessState> {
+    if (!this.vmAlive()) return { status: 'exited', exit: exitOf(255, new Date()) };
+    return callJson(this.ep, 'GET', `/kraud${this.path}/state`, checkState);
+  }
+
+  async exec(id: string, spec: ExecSpec): Promise<RuntimeProcess> {
+    const body = { Cmd: spec.args, Env: spec.env ?? [], WorkingDir: spec.cwd ?? '', User: spec.user ?? '', Tty: !!spec.tty, AttachStdin: !!spec.openStdin, AttachStdout: true, AttachStderr: true };
+    const made = await callJson(this.ep, 'POST', `${this.path}/exec`, (v) => {
+      const i = (v as { Id?: unknown })?.Id;
+      if (typeof i !== 'string' || !/^[A-Za-z0-9]{1,128}$/.test(i)) throw new Error('Id');
+      return i;
+    }, { body: Buffer.from(JSON.stringify(body)) });
+    return new VmExec(id, this.ep, made, { tty: !!spec.tty, openStdin: !!spec.openStdin });
+  }
+
+  async *logs(opts: LogOptions = {}): AsyncGenerator<LogEntry> {
+    const q = new URLSearchParams({ stdout: '1', stderr: '1', timestamps: '1' });
+    if (opts.follow) q.set('follow', '1');
+    if (opts.tail !== undefined) q.set('tail', String(opts.tail));
+    if (opts.since) q.set('since', secs(opts.since));
+    if (opts.until) q.set('until', secs(opts.until));
+    const { res, abort } = await stream(this.ep, 'GET', `${this.path}/logs?${q}`);
+    opts.signal?.addEventListener('abort', abort);
+    const queue: LogEntry[] = [];
+    let done = false;
+    let wake: (() => void) | null = null;
+    const push = (e: LogEntry | null) => {
+      if (e && (!opts.since || e.time >= opts.since)) queue.push(e);
+      wake?.();
+    };
+    if (this.tty) {
+      let text: Buffer = Buffer.alloc(0);
+      res.on('data', (d: Buffer) => {
+        text = Buffer.concat([text, d]);
+        const cut = text.lastIndexOf(0x0a) + 1;
+        for (const e of ttyEntries(text.subarray(0, cut))) push(e);
+        text = text.subarray(cut);
+        if (text.length > 8 << 20) abort(); // a line that never ends: the guest is misbehaving
+      });
+      const finish = () => ((done = true), wake?.());
+      res.on('end', finish);
+      res.on('close', finish);
+      res.on('error', finish);
+    } else {
+      demux(res, (n, data) => push(entryOf(n === 1 ? 'stdout' : 'stderr', data)), () => ((done = true), wake?.()));
+    }
+    try {
+      for (;;) {
+        while (queue.length) yield queue.shift()!;
+        if (done) return;
+        await new Promise<void>((r) => (wake = r));
+        wake = null;
+      }
+    } finally {
+      opts.signal?.removeEventListener('abort', abort);
+      abort();
+    }
+  }
+
+  async stats(): Promise<Stats> {
+    return callJson(this.ep, 'GET', `${this.path}/stats?stream=0&one-shot=1`, (v) => {
+      const o = v as Record<string, Record<string, unknown>>;
+      const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : 0);
+      const mem = o?.memory_stats ?? {};
+      const usage = (o?.cpu_stats?.cpu_usage ?? {}) as Record<string, unknown>;
+      const read = new Date(typeof o?.read === 'string' ? (o.read as unknown as string) : NaN);
+      return {
+        memory: { usage: num(mem.usage), limit: typeof mem.limit === 'number' && mem.limit > 0 ? mem.limit : null },
+        cpuNanos: num(usage.total_usage),
+        pids: num(o?.pids_stats?.current),
+        read: Number.isFinite(read.getTime()) ? read : new Date(),
+      };
+    });
+  }
+
+  async top(psArgs: string[]): Promise<TopResult> {
+    const q = psArgs.length ? `?ps_args=${encodeURIComponent(psArgs.join(' '))}` : '';
+    return callJson(this.ep, 'GET', `${this.path}/top${q}`, (v) => {
+      const o = v as { Titles?: unknown; Processes?: unknown };
+      const strs = (a: unknown): a is string[] => Array.isArray(a) && a.every((x) => typeof x === 'string');
+      if (!strs(o?.Titles) || !Array.isArray(o.Processes) || !o.Processes.every(strs)) throw new Error('Titles/Processes');
+      return { titles: o.Titles, processes: o.Processes as string[][] };
+    });
+  }
+
+  private statFrom(header: string | string[] | undefined): PathStat {
+    if (typeof header !== 'string' || header.length > 64 * 1024) throw new KrError('unavailable', `${this.ep.label}: no path stat in the answer`);
+    let v: Record<string, unknown>;
+    try {
+      v = JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as Record<string, unknown>;
+    } catch {
+      throw new KrError('unavailable', `${this.ep.label}: a path stat that is not JSON`);
+    }
+    if (typeof v?.name !== 'string' || !Number.isSafeInteger(v.size) || !Number.isSafeInteger(v.mode) || typeof v.mtime !== 'string' || typeof v.linkTarget !== 'string') {
+      throw new KrError('unavailable', `${this.ep.label}: a malformed path stat`);
+    }
+    return { name: v.name, size: v.size as number, mode: v.mode as number, mtime: v.mtime, linkTarget: v.linkTarget };
+  }
+
+  async statPath(path: string): Promise<PathStat> {
+    const a = await call(this.ep, 'HEAD', `${this.path}/archive?path=${encodeURIComponent(path)}`).catch((err: unknown) => {
+      // a HEAD answer has no body to carry vdocker's message
+      throw isKrError(err, 'not-found') ? new KrError('not-found', `Could not find the file ${path} in container ${this.id}`) : err;
+    });
+    return this.statFrom(a.headers['x-docker-container-path-stat']);
+  }
+
+  async getArchive(path: string): Promise<{ stat: PathStat; tar: Readable }> {
+    const { res, abort } = await stream(this.ep, 'GET', `${this.path}/archive?path=${encodeURIComponent(path)}`);
+    try {
+      return { stat: this.statFrom(res.headers['x-docker-container-path-stat']), tar: passThrough(res, abort) };
+    } catch (err) {
+      abort();
+      throw err;
+    }
+  }
+
+  async putArchive(path: string, tar: AsyncIterable<Buffer>, opts: PutArchiveOptions = {}): Promise<void> {
+    const q = new URLSearchParams({ path });
+    if (opts.noOverwriteDirNonDir) q.set('noOverwriteDirNonDir', '1');
+    // vdocker applies the container's USER itself (its record has krd's), as krd does with ownerUser
+    if (opts.ownerUser) q.set('copyUIDGID', '1');
+    const { Readable } = await import('node:stream');
+    await call(this.ep, 'PUT', `${this.path}/archive?${q}`, { body: Readable.from(tar), headers: { 'Content-Type': 'application/x-tar' }, deadlineMs: 0 });
+  }
+
+  /** The pod is the container: deleting it stops the VM and removes its directory. */
+  async delete(opts: { force?: boolean } = {}): Promise<void> {
+    if (!opts.force && this.vmAlive()) {
+      const st = await this.state().catch(() => null);
+      if (st?.status === 'running') throw new KrError('conflict', `container ${this.id} is running: stop it first or force`);
+    }
+    // the container first (its supervisor and cgroups in the guest), then the pod itself
+    if (this.vmAlive()) await call(this.ep, 'DELETE', `${this.path}?force=1`, { deadlineMs: 30_000 }).catch(() => undefined);
+    killPod(this.pod);
+    for (let i = 0; i < 100 && alive(this.pod.pid); i++) await new Promise((r) => setTimeout(r, 20));
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
