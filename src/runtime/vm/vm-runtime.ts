@@ -18,7 +18,6 @@ import { exitOf, VmExec } from './vm-exec.ts';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const NETWORK_FILES = ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'];
-const STATUSES = ['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead'];
 
 export interface VmRuntimeOptions {
   accel?: Accel;
@@ -26,22 +25,6 @@ export interface VmRuntimeOptions {
   defaultMemoryMiB?: number;
   /** How pods come up (default: qemu microVMs; tests: ./host-pod.ts). */
   launcher?: PodLauncher;
-}
-
-interface ContainerInspect {
-  status: string;
-  pid: number;
-  exitCode: number;
-  finishedAt: Date;
-}
-
-function checkInspect(v: unknown): ContainerInspect {
-  const s = (v as { State?: Record<string, unknown> })?.State;
-  if (!s || typeof s !== 'object') throw new Error('no State');
-  if (typeof s.Status !== 'string' || !STATUSES.includes(s.Status)) throw new Error('State.Status');
-  if (!Number.isSafeInteger(s.Pid) || !Number.isSafeInteger(s.ExitCode)) throw new Error('State.Pid/ExitCode');
-  const finishedAt = new Date(typeof s.FinishedAt === 'string' ? s.FinishedAt : NaN);
-  return { status: s.Status, pid: s.Pid as number, exitCode: s.ExitCode as number, finishedAt: Number.isFinite(finishedAt.getTime()) ? finishedAt : new Date(0) };
 }
 
 function checkState(v: unknown): ProcessState {
@@ -176,10 +159,6 @@ class VmContainer implements Container {
     } catch {
       return false;
     }
-  }
-
-  private inspect(): Promise<ContainerInspect> {
-    return callJson(this.ep, 'GET', `${this.path}/json`, checkInspect);
   }
 
   async attach(): Promise<Stdio> {
