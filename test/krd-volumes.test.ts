@@ -87,7 +87,7 @@ describe('krd volumes with the docker CLI', () => {
     const before = volumes();
     refused(['volume', 'create', 'bad$name'], /create bad\$name: "bad\$name" includes invalid characters for a local volume name/);
     refused(['volume', 'create', 'x'], /includes invalid characters/);
-    refused(['volume', 'create', '-o', 'foo=bar', 'opts1'], /create opts1: invalid option key: "foo"/);
+    refused(['volume', 'create', '-o', 'foo=bar', 'opts1'], /^Error response from daemon: create opts1: invalid option: "foo"$/);
     refused(['volume', 'create', '-o', 'type=none', '-o', 'o=bind', 'opts2'], /missing required option: "device"/);
     refused(['volume', 'create', '-o', 'type=none', '-o', 'o=bind', '-o', `device=${join(work, 'missing')}`, 'opts3'], /bind source path does not exist/);
     refused(['volume', 'create', '-d', 'nosuch', 'drv1'], /plugin "nosuch" not found/);
@@ -223,7 +223,7 @@ describe('krd volumes with the docker CLI', () => {
     const vols = volumes();
     const ctrs = ok(['ps', '-aq']);
     refused(['create', '-v', 'bad$:/x', img], /create bad\$: "bad\$" includes invalid characters for a local volume name/);
-    refused(['create', '-v', 'good1:relative', img], /invalid mount config for type "volume": invalid mount path: 'relative' mount path must be absolute/);
+    refused(['create', '-v', 'good1:relative', img], /^Error response from daemon: invalid volume specification: 'good1:relative': invalid mount config for type "volume": invalid mount path: 'relative' mount path must be absolute$/);
     refused(['create', '-v', 'good2:/x:bogus', img], /invalid mode: bogus/);
     refused(['create', '-v', 'good3:/x', '-v', 'good4:/x', img], /Duplicate mount point: \/x/);
     refused(['create', '--mount', `type=bind,src=${join(work, 'nope')},dst=/x`, img], /invalid mount config for type "bind": bind source path does not exist/);

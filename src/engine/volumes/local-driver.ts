@@ -70,7 +70,7 @@ export class LocalDriver implements VolumeDriver {
   }
 
   checkOptions(opts: Record<string, string>): void {
-    for (const k of Object.keys(opts)) if (!OPTION_KEYS.has(k)) throw new KrError('invalid', `invalid option key: ${JSON.stringify(k)}`);
+    for (const k of Object.keys(opts)) if (!OPTION_KEYS.has(k)) throw new KrError('invalid', `invalid option: ${JSON.stringify(k)}`);
     if (opts.size !== undefined) throw new KrError('invalid', 'quota size requested but no quota support');
     const type = opts.type ?? '';
     const device = opts.device ?? '';

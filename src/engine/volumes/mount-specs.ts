@@ -66,7 +66,12 @@ export function parseBindSpec(spec: string): MountRequest {
   const [source, target, modeText = ''] = parts;
   const isBind = source.startsWith('/');
   const type = isBind ? 'bind' : 'volume';
-  const destination = checkDestination(type, target);
+  let destination: string;
+  try {
+    destination = checkDestination(type, target);
+  } catch (err) {
+    throw new KrError('invalid', `invalid volume specification: '${spec}': ${(err as Error).message}`);
+  }
   const words = modeText ? modeText.split(',') : [];
   let propagation = isBind ? 'rprivate' : '';
   for (const w of words) {
