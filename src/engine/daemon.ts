@@ -153,6 +153,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     await containers.recover();
     await containerNetworks.recover();
     const execs = new ExecService(state, containers, rt);
+    await execs.recover();
     const archive = new ArchiveService(containers, rt);
     const stats = new StatsService(containers, rt);
     const health = new HealthMonitor(containers, rt, events);

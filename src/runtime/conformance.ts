@@ -185,7 +185,10 @@ export function runtimeConformance(name: string, makeRuntime: (stateDir: string)
       assert.match(await collect(qio.stdout), /sleep/); // PID 1 it sees is the container's: same pid and mount ns
       // an exited exec's state can be forgotten (health probes run one every interval)
       await q.wait();
+      // found again by id, as a restarted krd does
+      assert.equal((await (await c.execProcess('e1')).wait()).exitCode, 7);
       await p.delete();
+      await assert.rejects(c.execProcess('e1'));
       assert.equal((await p.state().catch(() => ({ status: 'gone' }))).status === 'exited', false);
       await c.delete({ force: true });
     });

@@ -172,6 +172,8 @@ export interface Container extends RuntimeProcess {
   pause(): Promise<void>;
   resume(): Promise<void>;
   exec(id: string, spec: ExecSpec): Promise<RuntimeProcess>;
+  /** An exec made earlier, possibly by another Runtime object (krd restarted): 'not-found' if gone. */
+  execProcess(id: string): Promise<RuntimeProcess>;
   /** The main process's output as kept on disk, with time stamps per stream. */
   logs(opts?: LogOptions): AsyncIterable<LogEntry>;
   stats(): Promise<Stats>;

@@ -123,6 +123,35 @@ export class ExecService {
     this.runtime = runtime;
   }
 
+  /**
+   * After a krd restart: the execs that were running when the old krd died are found again
+   * through the runtime, and their exit codes recorded when they end (or at once if they did).
+   */
+  async recover(): Promise<void> {
+    const rows = (this.state.db.prepare('SELECT * FROM execs WHERE running = 1').all() as unknown as ExecRow[]).map(fromRow);
+    for (const e of rows) {
+      const p = await this.runtime
+        .reattach(e.containerId)
+        .then((c) => c.execProcess(e.id))
+        .catch(() => null);
+      if (!p) {
+        // its state is gone with its container: nothing can say how it ended
+        this.state.db.prepare('UPDATE execs SET running = 0 WHERE id = ?').run(e.id);
+        continue;
+      }
+      this.live.set(e.id, Promise.resolve(p));
+      void p
+        .wait()
+        .then((x) => x.exitCode, () => 255)
+        .then((code) => {
+          this.state.db.prepare('UPDATE execs SET running = 0, exit_code = ? WHERE id = ?').run(code, e.id);
+          this.live.delete(e.id);
+          const c = this.containers.records.get(e.containerId);
+          if (c) this.containers.event(c, 'exec_die', { execID: e.id, exitCode: String(code) });
+        });
+    }
+  }
+
   private row(id: string): ExecRecord {
     const r = this.state.db.prepare('SELECT * FROM execs WHERE id = ?').get(id) as ExecRow | undefined;
     if (!r) throw new KrError('not-found', `No such exec instance: ${id}`);

@@ -157,8 +157,19 @@ class NsContainer extends ShimProcess implements Container {
     await mkdir(dir, { recursive: true });
     // the user is looked up in the container's live root, which sees its own changes
     const args = this.runtime.processArgs(`/proc/${st.pid}/root`, spec, this.saved);
+    const flags = { tty: !!spec.tty, openStdin: !!spec.openStdin };
+    // what a later execProcess needs to talk to it (the supervisor holds everything else)
+    await writeFile(join(dir, 'exec.json'), JSON.stringify(flags));
     await spawnShim([dir, '--join', String(st.pid), ...args, '--', ...spec.args], withDefaultPath(spec.env ?? []));
-    return new ShimProcess(execId, dir, { tty: !!spec.tty, openStdin: !!spec.openStdin });
+    return new ShimProcess(execId, dir, flags);
+  }
+
+  async execProcess(execId: string): Promise<RuntimeProcess> {
+    if (!ID.test(execId)) throw new KrError('invalid', `invalid exec id: ${JSON.stringify(execId)}`);
+    const dir = join(this.dir, 'execs', execId);
+    const text = await readFile(join(dir, 'exec.json'), 'utf8').catch(() => null);
+    if (text === null) throw new KrError('not-found', `no such exec: ${execId}`);
+    return new ShimProcess(execId, dir, JSON.parse(text) as { tty: boolean; openStdin: boolean });
   }
 
   logs(opts: LogOptions = {}): AsyncIterable<LogEntry> {
