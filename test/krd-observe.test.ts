@@ -72,10 +72,12 @@ test('docker stats --no-stream: CPU % from two samples, memory usage / limit, pi
   const rows = new Map(r.stdout.trim().split('\n').map((l) => [l.split('|')[0], l.split('|')]));
   const [, qCpu, qMem, , qPids] = rows.get('quiet')!;
   assert.match(qMem, /^[\d.]+(B|KiB|MiB) \/ 64MiB$/, r.stdout);
-  assert.ok(parseFloat(qCpu) < 20, r.stdout);
+  assert.ok(parseFloat(qCpu) < 5, r.stdout);
   assert.equal(qPids, '2'); // sleep 300 and the exec's sleep 299
   const [, bCpu, bMem] = rows.get('busy')!;
-  assert.ok(parseFloat(bCpu) > 20, `a busy loop shows CPU: ${r.stdout}`);
+  // a busy loop shows CPU time (how much depends on what else the host runs: 2 cores shared by
+  // several test suites can leave it a tenth of one)
+  assert.ok(parseFloat(bCpu) > 2 && parseFloat(bCpu) > parseFloat(qCpu), `a busy loop shows CPU: ${r.stdout}`);
   assert.match(bMem, /\/ [\d.]+GiB$/, 'no limit: the host memory');
 });
 
