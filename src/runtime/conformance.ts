@@ -139,7 +139,8 @@ export function runtimeConformance(name: string, makeRuntime: (stateDir: string)
       assert.equal(exit.signal, 'SIGKILL');
       const t0 = Date.now();
       const again = await c.wait();
-      assert.ok(Date.now() - t0 < 100);
+      // "at once": no waiting on the process; the bar leaves room for a host at load 20 on 2 cores
+      assert.ok(Date.now() - t0 < 1000, `wait after the exit took ${Date.now() - t0} ms`);
       assert.deepEqual(again, exit);
       assert.equal((await c.state()).status, 'exited');
       await c.delete();
