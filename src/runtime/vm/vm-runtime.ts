@@ -227,6 +227,11 @@ class VmContainer implements Container {
     return new VmExec(id, this.ep, made, { tty: !!spec.tty, openStdin: !!spec.openStdin });
   }
 
+  /** Not yet: the guest's exec ids are not kept, so an exec is not found again after a krd restart. */
+  async execProcess(id: string): Promise<RuntimeProcess> {
+    throw new KrError('not-found', `no such exec: ${id} (the vm runtime does not find execs again after a krd restart yet)`);
+  }
+
   async *logs(opts: LogOptions = {}): AsyncGenerator<LogEntry> {
     const q = new URLSearchParams({ stdout: '1', stderr: '1', timestamps: '1' });
     if (opts.follow) q.set('follow', '1');
