@@ -133,7 +133,9 @@ export async function runPod(dir: string, opts: RunOptions): Promise<RunResult> 
     quiet: !opts.debug,
     shares: daemons.map(({ tag, socket }) => ({ tag, socket })),
   });
-  const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', opts.debug ? 'inherit' : 'ignore', 'pipe'] });
+  // setpriv (util-linux) execs qemu with a parent-death signal: if cradle run itself is killed, the VM
+  // goes with it instead of running on unseen (Node cannot set PR_SET_PDEATHSIG on a child itself)
+  const qemu = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'qemu-system-x86_64', ...args], { stdio: ['ignore', opts.debug ? 'inherit' : 'ignore', 'pipe'] });
   let qemuErr = '';
   qemu.stderr!.setEncoding('utf8').on('data', (d: string) => {
     qemuErr = (qemuErr + d).slice(-4000);
