@@ -1,9 +1,9 @@
 // krd --runtime vm with the real docker 28 CLI: a pod running a container; docker run, exec, cp
 // both ways, logs -f, stop and rm through krd, which reaches the pod's vdocker with the pod secret.
-// KRAUD_TEST_VM=qemu: the pod is a qemu microVM (KVM where usable, else TCG — printed); by default
-// it is a host process (KRAUD_VM_PODS=process: the same vdocker over the ns runtime, no VM),
-// because on the shared 2-core CI machines a TCG guest did not get vdocker (node) up within
-// minutes. One pod for the whole file.
+// Each pod is a real qemu microVM (KVM where usable, else TCG — printed; ≈ 17 s to a running pod
+// under TCG, most of it node starting vdocker in the guest). KRAUD_TEST_VM=process runs the pods as
+// host processes instead (KRAUD_VM_PODS=process: the same vdocker over the ns runtime, no VM) for
+// quick iteration on the host side. One pod for most of the file.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -14,12 +14,12 @@ import { startKrdWithImage, stopKrdFixture, type KrdFixture } from './kit/krd-im
 
 describe('krd --runtime vm with the docker CLI', () => {
   let f: KrdFixture;
-  const qemu = process.env.KRAUD_TEST_VM === 'qemu';
+  const qemu = process.env.KRAUD_TEST_VM !== 'process';
   const accel = chooseAccel();
 
   before(async () => {
     if (!qemu) process.env.KRAUD_VM_PODS = 'process'; // krd inherits it
-    console.log(qemu ? `# pods: qemu microVMs, accelerator: ${accel}` : '# pods: host processes (KRAUD_VM_PODS=process; KRAUD_TEST_VM=qemu for microVMs)');
+    console.log(qemu ? `# pods: qemu microVMs, accelerator: ${accel}` : '# pods: host processes (KRAUD_TEST_VM=process), no VM');
     f = await startKrdWithImage('kraud-krd-vm-', { Cmd: ['sh'] }, [], ['--runtime', 'vm']);
     const t0 = Date.now();
     const run = f.krd.docker(['run', '-d', '--name', 'v1', f.img, 'sh', '-c', 'echo started; i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done'], { timeout: 600_000 });

@@ -173,9 +173,10 @@ export async function bootPod(dir: string, o: BootOptions): Promise<PodRecord> {
       quiet: !process.env.KRAUD_VM_DEBUG,
     });
     // The kraud.io port is standalone cradle's output channel; under krd, output, exits and logs
-    // come through vdocker, so the port is a sink (init needs the port to exist).
+    // come through vdocker, so the port is a sink: a file chardev on /dev/null. Not qemu's `null` chardev: that one
+    // leaves the port unconnected, and the init's first write to it blocks the guest forever.
     const io = args.findIndex((a) => a.startsWith('socket,id=io,'));
-    if (io >= 0) args[io] = 'null,id=io';
+    if (io >= 0) args[io] = 'file,id=io,path=/dev/null';
     const errFile = join(dir, 'qemu.log');
     const errFd = openSync(errFile, 'w');
     const child = spawn('qemu-system-x86_64', args, { detached: true, stdio: ['ignore', 'ignore', errFd] });
