@@ -11,6 +11,7 @@ import type { ContainerService } from '../containers/service.ts';
 import type { ContainerRecord } from '../containers/records.ts';
 import type { EventService } from '../events/service.ts';
 import { DEFAULTS, probeCommand, type Healthcheck } from './config.ts';
+import { sleep } from '../../util/sleep.ts';
 
 export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
 
@@ -161,14 +162,4 @@ export function parseHealth(text: string | null | undefined): Health | undefined
 /** Go's time.Duration String for whole and fractional seconds ("30s", "1.5s", "500ms"). */
 function formatSeconds(ms: number): string {
   return ms < 1000 ? `${ms}ms` : `${ms / 1000}s`;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
-  });
 }

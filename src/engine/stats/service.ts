@@ -8,6 +8,7 @@ import { KrError } from '../../util/errors.ts';
 import type { Runtime, Stats } from '../../runtime/runtime.ts';
 import type { ContainerService } from '../containers/service.ts';
 import type { ContainerRecord } from '../containers/records.ts';
+import { sleep } from '../../util/sleep.ts';
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 const NANOS_PER_TICK = 1e9 / 100; // USER_HZ is 100 on Linux
@@ -97,14 +98,4 @@ export class StatsService {
       [pre, cur] = [cur, await sample()];
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
-  });
 }

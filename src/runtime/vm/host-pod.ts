@@ -4,31 +4,19 @@
 // suite where a microVM cannot come up in reasonable time (TCG on a loaded machine); the qemu
 // part is covered by test/krd-vm.test.ts. Not a production path.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KrError } from '../../util/errors.ts';
-import { USER_NETWORK, validateLaunchSpec } from '../../vm/launch-spec.ts';
-import { killPod, waitReady, type BootOptions, type PodRecord } from './pod-vm.ts';
+import { killPod, podLaunchSpec, waitReady, type BootOptions, type PodRecord } from './pod-vm.ts';
 
 const MAIN = fileURLToPath(new URL('../../guest/vdocker/main.ts', import.meta.url));
 
 export async function bootHostPod(dir: string, o: BootOptions): Promise<PodRecord> {
   const rootfs = await o.disks.rootfs(o.image);
-  const secret = randomBytes(32).toString('hex');
-  const spec = validateLaunchSpec({
-    version: 1,
-    podId: o.id,
-    secret,
-    hostname: o.id.slice(0, 12),
-    resources: { memoryMiB: o.memoryMiB, cpus: o.cpus },
-    network: USER_NETWORK,
-    images: [{ digest: o.image.manifestDigest }],
-    containers: [],
-    vdocker: { argv: [process.execPath, MAIN], listen: { address: '127.0.0.1', port: 1 } },
-  });
+  const spec = podLaunchSpec(o, [process.execPath, MAIN], '127.0.0.1');
+  const secret = spec.secret;
   const launch = join(dir, 'launch.json');
   await writeFile(launch, JSON.stringify(spec), { mode: 0o600 });
   const log = openSync(join(dir, 'vdocker.log'), 'w');

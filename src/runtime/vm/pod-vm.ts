@@ -24,7 +24,7 @@ import type { Image } from '../../image/types.ts';
 import { KrError } from '../../util/errors.ts';
 import { guestAssets } from '../../vm/assets.ts';
 import { configDisk } from '../../vm/config-disk.ts';
-import { USER_NETWORK, validateLaunchSpec } from '../../vm/launch-spec.ts';
+import { USER_NETWORK, validateLaunchSpec, type LaunchSpec } from '../../vm/launch-spec.ts';
 import { qemuArgs, type Accel } from '../../vm/qemu.ts';
 import { RootfsCache } from '../ns/rootfs-cache.ts';
 import { call, type Endpoint } from './vdocker-client.ts';
@@ -134,22 +134,27 @@ export interface BootOptions {
 /** How a pod comes up: a qemu microVM (bootPod), or vdocker as a host process (./host-pod.ts, tests). */
 export type PodLauncher = (dir: string, o: BootOptions) => Promise<PodRecord>;
 
-/** Boots the pod in `dir` (created here) and waits until its vdocker answers. */
-export async function bootPod(dir: string, o: BootOptions): Promise<PodRecord> {
-  const [imageDisk, tools] = await Promise.all([o.disks.image(o.image), o.disks.toolsDisk()]);
-  const assets = guestAssets();
-  const secret = randomBytes(32).toString('hex');
-  const spec = validateLaunchSpec({
+/** The launch spec of a krd pod: one image, no containers yet (krd creates them through vdocker), a fresh secret. */
+export function podLaunchSpec(o: BootOptions, vdockerArgv: string[], listenAddress: string): LaunchSpec {
+  return validateLaunchSpec({
     version: 1,
     podId: o.id,
-    secret,
+    secret: randomBytes(32).toString('hex'),
     hostname: o.id.slice(0, 12),
     resources: { memoryMiB: o.memoryMiB, cpus: o.cpus },
     network: USER_NETWORK,
     images: [{ digest: o.image.manifestDigest }],
     containers: [],
-    vdocker: { argv: vdockerArgv(), listen: { address: GUEST_ADDRESS, port: 1 } },
+    vdocker: { argv: vdockerArgv, listen: { address: listenAddress, port: 1 } },
   });
+}
+
+/** Boots the pod in `dir` (created here) and waits until its vdocker answers. */
+export async function bootPod(dir: string, o: BootOptions): Promise<PodRecord> {
+  const [imageDisk, tools] = await Promise.all([o.disks.image(o.image), o.disks.toolsDisk()]);
+  const assets = guestAssets();
+  const spec = podLaunchSpec(o, vdockerArgv(), GUEST_ADDRESS);
+  const secret = spec.secret;
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.img'), configDisk(spec), { mode: 0o600 });
   const mac = USER_NETWORK.mode === 'static' ? USER_NETWORK.mac : '52:54:00:12:34:56';
