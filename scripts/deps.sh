@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # Debian packages the programs and the tests drive (real peers, no mocks).
-apt_packages="ca-certificates gzip tar bzip2 xz-utils coreutils util-linux iproute2 gcc libc6-dev busybox-static debootstrap docker-registry skopeo umoci apache2-utils hyperfine tini qemu-system-x86 linux-image-cloud-amd64 erofs-utils cpio crun procps"
+apt_packages="ca-certificates gzip tar bzip2 xz-utils coreutils util-linux iproute2 gcc libc6-dev busybox-static debootstrap docker-registry skopeo umoci apache2-utils hyperfine tini qemu-system-x86 linux-image-cloud-amd64 erofs-utils cpio crun procps iptables openssl"
 missing=""
 for p in $apt_packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
