@@ -15,7 +15,6 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startKrdWithImage, stopKrdFixture, type KrdFixture } from '../test/kit/krd-image.ts';
 import { startKrd, type TestKrd } from '../test/kit/krd.ts';
-import { createTestNetns, type TestNetns } from '../test/kit/netns.ts';
 import { alternate, median, type Row } from './lib.ts';
 import { Api, CrunRunner, pool, spawnResult } from './krd-kit.ts';
 
@@ -51,26 +50,23 @@ export async function benchKrd(work: string): Promise<Row[]> {
       for (const id of runner.netKrd.docker(['ps', '-aq']).stdout.split('\n').filter(Boolean)) runner.netKrd.docker(['rm', '-f', id]);
       await runner.netKrd.stop();
     }
-    runner.netns?.remove();
     await stopKrdFixture(f);
   }
 }
 
 interface Extras {
   crun?: CrunRunner;
-  netns?: TestNetns;
   netKrd?: TestKrd;
 }
 
-/** A second krd in its own network namespace with the image loaded, when krd has a default bridge. */
+/** A second krd (in its own network namespace, as every test krd) with the image loaded, when krd has a default bridge. */
 async function bridgedKrd(f: KrdFixture, api: Api, extras: Extras): Promise<TestKrd | undefined> {
   const nets = await api.call('GET', '/networks');
   if (nets.status !== 200 || !/"Name":"bridge"/.test(nets.body)) return undefined;
   const archive = path.join(f.work, 'image.tar');
   const saved = f.krd.docker(['save', '-o', archive, f.img], { timeout: 60_000 });
   if (saved.code !== 0) throw new Error(`docker save failed: ${saved.stderr}`);
-  extras.netns = createTestNetns();
-  const krd = (extras.netKrd = await startKrd({ netns: extras.netns.name, socket: path.join(f.work, 'krd-net.sock'), dataRoot: path.join(f.work, 'data-net') }));
+  const krd = (extras.netKrd = await startKrd({ socket: path.join(f.work, 'krd-net.sock'), dataRoot: path.join(f.work, 'data-net') }));
   const loaded = krd.docker(['load', '-i', archive], { timeout: 60_000 });
   if (loaded.code !== 0) throw new Error(`docker load failed: ${loaded.stderr}`);
   const first = krd.docker(['run', '--rm', f.img, '/bin/true']);

@@ -44,7 +44,7 @@ describe('krd images with the docker CLI', () => {
     ref = `${registry.host}/kit/app:v1`;
     await push(built.image, ref);
     imageId = built.image.manifest.config.digest;
-    krd = await startKrd({ socket: join(work, 'krd.sock'), dataRoot: join(work, 'data') });
+    krd = await startKrd({ socket: join(work, 'krd.sock'), dataRoot: join(work, 'data'), loopbackPorts: [registry.port] });
   });
 
   after(async () => {
@@ -106,6 +106,7 @@ describe('krd images with the docker CLI', () => {
     const user = { username: 'alice', password: 's3cret' };
     const locked = await startRegistry({ users: [user] });
     try {
+      await krd.reachLoopback(locked.port);
       const privateRef = `${locked.host}/team/app:v1`;
       await push(built.image, privateRef, { auth: user });
       const anonymous = krd.docker(['pull', privateRef]);

@@ -24,7 +24,7 @@ export async function startKrdWithImage(prefix: string, config: ContainerConfig,
   const [registry, built] = await Promise.all([startRegistry(), buildImage(join(work, 'image'), layers, { config })]);
   const img = `${registry.host}/kit/box:v1`;
   await push(built.image, img);
-  const krd = await startKrd({ socket: join(work, 'krd.sock'), dataRoot: join(work, 'data'), args: krdArgs });
+  const krd = await startKrd({ socket: join(work, 'krd.sock'), dataRoot: join(work, 'data'), args: krdArgs, loopbackPorts: [registry.port] });
   return { work, registry, img, krd };
 }
 

@@ -20,6 +20,7 @@ export interface RegistryOptions {
 export interface TestRegistry {
   /** "127.0.0.1:PORT": use as the registry part of references. */
   host: string;
+  port: number;
   /** Where the registry keeps blobs (docker/registry/v2/blobs/sha256/xx/<hex>/data). */
   storageDir: string;
   /** The token server, when tokenAuth was asked for (its log of requests helps assertions). */
@@ -85,6 +86,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     }
     return {
       host,
+      port,
       storageDir,
       tokenServer,
       blobFile: (digest) => {
