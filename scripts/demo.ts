@@ -119,4 +119,8 @@ krd keeps running in the background. Drive it with the docker CLI:
 Stop it with: kill $(cat /var/lib/kraud/krd.pid)
 `
     : ''
-}`);
+}
+The same image in a microVM of its own (cradle; a few seconds to boot under TCG):
+  node_modules/.bin/cradle summon /tmp/kraud-pod ${path.join(demo, 'image', 'image.docker.tar')} -- 'echo hello from a microVM'
+  node_modules/.bin/cradle run /tmp/kraud-pod --timings
+`);
