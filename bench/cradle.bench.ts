@@ -5,9 +5,8 @@
 // ≤ 100 ms wall clock; without it the row says so. Per-phase medians (cradle run --timings) go
 // to stderr. CRADLE_BENCH_RUNS sets the runs per side (default 5).
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
-import { buildImage, type EntrySpec } from '../test/kit/build-image.ts';
+import { buildImage, busyboxRoot } from '../test/kit/build-image.ts';
 import { guestAssets } from '../src/vm/assets.ts';
 import { chooseAccel, qemuArgs } from '../src/vm/qemu.ts';
 import { median, sideBySide, type Row } from './lib.ts';
@@ -34,13 +33,7 @@ function toFirstByte(cmd: string, args: string[], env: NodeJS.ProcessEnv, errSin
 export async function benchCradle(work: string, repo: string): Promise<Row[]> {
   const runs = Number(process.env.CRADLE_BENCH_RUNS || 5);
   const accel = chooseAccel();
-  const busybox = fs.readFileSync('/bin/busybox');
-  const entries: EntrySpec[] = [
-    { type: 'dir', path: './' },
-    { type: 'dir', path: 'bin/' },
-    { type: 'file', path: 'bin/busybox', content: busybox, mode: 0o755 },
-    { type: 'symlink', path: 'bin/echo', target: 'busybox' },
-  ];
+  const entries = busyboxRoot(['echo'], { users: false });
   const built = await buildImage(path.join(work, 'cradle-img'), [{ entries }], { config: { Cmd: ['/bin/echo', 'first output'] } });
   const env = { ...process.env, KRAUD_CRADLE_CACHE: path.join(work, 'cradle-cache'), KRAUD_ACCEL: accel };
   const cradle = path.join(repo, 'node_modules/.bin/cradle');

@@ -439,6 +439,16 @@ static int drain(int fd, uint8_t stream) {
   return (int)n;
 }
 
+/* The child's "CODE reason" when its exec failed: docker puts the reason on stderr (exit 126/127). */
+static void relay_exec_error(int fd) {
+  char msg[1024];
+  ssize_t k = read(fd, msg, sizeof msg - 1);
+  if (k <= 0) return;
+  msg[k] = '\0';
+  char *space = strchr(msg, ' ');
+  if (space) output(2, space + 1, strlen(space + 1)), output(2, "\n", 1);
+}
+
 static int sigpipe_fds[2];
 static void on_chld(int s) {
   (void)s;
@@ -639,14 +649,7 @@ int main(int argc, char **argv) {
     }
     if (pfd[3].revents && drain(err_r, 2) <= 0) err_r = (close(err_r), -1);
     if (pfd[4].revents) {
-      char msg[1024];
-      ssize_t k = read(errp[0], msg, sizeof msg - 1);
-      if (k > 0) {
-        /* exec failed: docker puts the reason on stderr and exits 126/127 */
-        msg[k] = '\0';
-        char *space = strchr(msg, ' ');
-        if (space) output(2, space + 1, strlen(space + 1)), output(2, "\n", 1);
-      }
+      relay_exec_error(errp[0]);
       close(errp[0]);
       errp[0] = -1;
       if (start_client >= 0) send_frame(start_client, 9, NULL, 0);
@@ -709,15 +712,7 @@ int main(int argc, char **argv) {
   if (err_r >= 0) fcntl(err_r, F_SETFL, O_NONBLOCK);
   while (out_r >= 0 && !out_eof && drain(out_r, 1) > 0) {}
   while (err_r >= 0 && drain(err_r, 2) > 0) {}
-  if (errp[0] >= 0) {
-    char msg[1024];
-    ssize_t k = read(errp[0], msg, sizeof msg - 1);
-    if (k > 0) {
-      msg[k] = '\0';
-      char *space = strchr(msg, ' ');
-      if (space) output(2, space + 1, strlen(space + 1)), output(2, "\n", 1);
-    }
-  }
+  if (errp[0] >= 0) relay_exec_error(errp[0]);
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   struct timespec now;

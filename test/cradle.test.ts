@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildImage, type EntrySpec } from './kit/build-image.ts';
+import { buildImage, busyboxRoot, type EntrySpec } from './kit/build-image.ts';
 import { keyFromSecretString } from '../src/bali/keys.ts';
 import { encodeKeyString } from '../src/bali/key-string.ts';
 import { packImage } from '../src/bali/pack.ts';
@@ -46,16 +46,8 @@ function accelOf(err: string): string {
 }
 
 before(async () => {
-  const busybox = fs.readFileSync('/bin/busybox');
-  const applets = ['sh', 'echo', 'cat', 'nc', 'httpd', 'wget', 'sleep', 'id', 'hostname', 'mkdir'];
   const entries: EntrySpec[] = [
-    { type: 'dir', path: './' },
-    { type: 'dir', path: 'bin/' },
-    { type: 'file', path: 'bin/busybox', content: busybox, mode: 0o755 },
-    ...applets.map((a): EntrySpec => ({ type: 'symlink', path: `bin/${a}`, target: 'busybox' })),
-    { type: 'dir', path: 'etc/' },
-    { type: 'file', path: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n' },
-    { type: 'file', path: 'etc/group', content: 'root:x:0:\nuser:x:1000:\n' },
+    ...busyboxRoot(['sh', 'echo', 'cat', 'nc', 'httpd', 'wget', 'sleep', 'id', 'hostname', 'mkdir']),
     { type: 'dir', path: 'www/' },
     { type: 'file', path: 'www/index.html', content: 'served over the pod localhost\n' },
     { type: 'dir', path: 'tmp/', mode: 0o1777 },

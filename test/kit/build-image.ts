@@ -153,18 +153,30 @@ export function dockerArchiveOf(_config: ImageConfigFile, configBytes: Buffer, d
   return layerTar(entries);
 }
 
-/** The standard layers: busybox rootfs, then changes of every kind the flattener handles. */
-export function standardLayers(): LayerSpec[] {
-  const busybox = readFileSync('/bin/busybox');
-  const applets = ['sh', 'ls', 'cat', 'echo', 'true', 'false', 'mkdir', 'rm', 'id', 'env'];
-  const base: EntrySpec[] = [
+/**
+ * The root of a busybox-static test image: /bin/busybox with a symlink per applet and, unless
+ * `users` is false, /etc/passwd and /etc/group with root and `user` (1000:1000).
+ */
+export function busyboxRoot(applets: string[], opts: { users?: boolean } = {}): EntrySpec[] {
+  const entries: EntrySpec[] = [
     { type: 'dir', path: './' },
     { type: 'dir', path: 'bin/' },
-    { type: 'file', path: 'bin/busybox', content: busybox, mode: 0o755 },
+    { type: 'file', path: 'bin/busybox', content: readFileSync('/bin/busybox'), mode: 0o755 },
     ...applets.map((a): EntrySpec => ({ type: 'symlink', path: `bin/${a}`, target: 'busybox' })),
+  ];
+  if (opts.users === false) return entries;
+  return [
+    ...entries,
     { type: 'dir', path: 'etc/' },
     { type: 'file', path: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n' },
     { type: 'file', path: 'etc/group', content: 'root:x:0:\nuser:x:1000:\n' },
+  ];
+}
+
+/** The standard layers: busybox rootfs, then changes of every kind the flattener handles. */
+export function standardLayers(): LayerSpec[] {
+  const base: EntrySpec[] = [
+    ...busyboxRoot(['sh', 'ls', 'cat', 'echo', 'true', 'false', 'mkdir', 'rm', 'id', 'env']),
     { type: 'file', path: 'etc/shadow', content: 'root:*:19000:0:99999:7:::\n', mode: 0o640, gid: 42, gname: 'shadow' },
     { type: 'file', path: 'etc/to-replace', content: 'old content\n' },
     { type: 'file', path: 'etc/file-to-dir', content: 'I become a directory\n' },

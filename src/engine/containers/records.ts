@@ -32,6 +32,8 @@ export interface ContainerRecord extends Omit<ContainerRow, 'config' | 'host_con
   hostConfig: HostConfig;
 }
 
+export type NewContainer = Pick<ContainerRecord, 'id' | 'name' | 'image_id' | 'image_ref' | 'runtime' | 'config' | 'hostConfig'> & { created?: number };
+
 function parse(row: ContainerRow): ContainerRecord {
   const { config, host_config, ...rest } = row;
   return { ...rest, config: JSON.parse(config) as ContainerConfig, hostConfig: JSON.parse(host_config) as HostConfig };
@@ -44,10 +46,11 @@ export class ContainerRecords {
     this.state = state;
   }
 
-  insert(r: Omit<ContainerRecord, 'restart_count' | 'manually_stopped'>): void {
+  /** A new container, in state 'created' (created now unless given); the run-time columns start empty. */
+  insert(r: NewContainer): void {
     this.state.db
-      .prepare('INSERT INTO containers (id, name, image_id, image_ref, state, created, runtime, config, host_config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(r.id, r.name, r.image_id, r.image_ref, r.state, r.created, r.runtime, JSON.stringify(r.config), JSON.stringify(r.hostConfig));
+      .prepare("INSERT INTO containers (id, name, image_id, image_ref, state, created, runtime, config, host_config) VALUES (?, ?, ?, ?, 'created', ?, ?, ?, ?)")
+      .run(r.id, r.name, r.image_id, r.image_ref, r.created ?? Date.now(), r.runtime, JSON.stringify(r.config), JSON.stringify(r.hostConfig));
   }
 
   get(id: string): ContainerRecord | undefined {

@@ -180,12 +180,6 @@ export async function createInPod(runtime: Runtime, containers: ContainerService
       name,
       image_id: '',
       image_ref: b.imageRef ?? '',
-      state: 'created',
-      created: Date.now(),
-      started: null,
-      finished: null,
-      exit_code: null,
-      pid: null,
       runtime: runtime.name,
       config: {
         Hostname: b.hostname ?? '',
