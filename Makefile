@@ -16,18 +16,18 @@ build/bali-enter: native/bali-enter.c
 	@mkdir -p build
 	gcc -O2 -Wall -Wextra -o $@ $<
 
-build/krd-shim: native/krd-shim.c
+build/krd-shim: native/krd-shim.c native/krd-shim-pool.c native/krd-shim-pool.h
 	@mkdir -p build
-	gcc -O2 -Wall -Wextra -o $@ $< -lutil
+	gcc -O2 -Wall -Wextra -o $@ native/krd-shim.c native/krd-shim-pool.c -lutil
 
 build/krd-spawner: native/krd-spawner.c
 	@mkdir -p build
 	gcc -O2 -Wall -Wextra -o $@ $<
 
 # cradle's guest side: static, because the initramfs carries no libc.
-build/krd-shim.static: native/krd-shim.c
+build/krd-shim.static: native/krd-shim.c native/krd-shim-pool.c native/krd-shim-pool.h
 	@mkdir -p build
-	gcc -O2 -Wall -Wextra -static -o $@ $< -lutil
+	gcc -O2 -Wall -Wextra -static -o $@ native/krd-shim.c native/krd-shim-pool.c -lutil
 
 build/cradle-init: native/cradle-init.c
 	@mkdir -p build

@@ -54,6 +54,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "krd-shim-pool.h"
+
 extern char **environ;
 
 #define MAXLIST 64
@@ -457,13 +459,12 @@ static void on_chld(int s) {
   errno = e;
 }
 
-int main(int argc, char **argv) {
+/* The options (DIR first, then flags, then -- COMMAND); fail() names what is wrong. */
+static void parse_args(int argc, char **argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: krd-shim DIR [options] -- COMMAND ARGS...\n");
-    return 125;
+    errno = EINVAL;
+    fail("usage: krd-shim DIR [options] -- COMMAND ARGS...", NULL);
   }
-  /* fds a caller leaked must not keep its pipes open for the container's whole life */
-  closefrom(3);
   opt.dir = argv[1];
   int i = 2;
   for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
@@ -509,6 +510,117 @@ int main(int argc, char **argv) {
     errno = EINVAL;
     fail("--lower, --upper and --work are required", NULL);
   }
+}
+
+/* Moves the child into the container's cgroups. The first cgroup.procs write of a process waits
+   for an RCU grace period (~10 ms per v1 controller here): what the pool (--pool) takes off the
+   path of a create. On failure, the child's own reason wins if its setup failed meanwhile. */
+static void join_cgroups(pid_t child, int errfd) {
+  char path[4096];
+  for (int k = 0; k < opt.ncgroups; k++) {
+    snprintf(path, sizeof path, "%s/cgroup.procs", opt.cgroups[k]);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || dprintf(fd, "%d\n", child) < 0) {
+      int e = errno;
+      kill(child, SIGKILL);
+      waitpid(child, NULL, 0);
+      char msg[1024];
+      ssize_t n = read(errfd, msg, sizeof msg - 1);
+      if (n > 1) {
+        msg[n] = '\0';
+        dprintf(report_fd, "error %s\n", msg + 1);
+        _exit(125);
+      }
+      errno = e;
+      fail("join cgroup", opt.cgroups[k]);
+    }
+    close(fd);
+  }
+}
+
+/*
+ * krd-shim --pool --cgroup DIR...: a supervisor started before its container is known. It forks
+ * the child (PID 1 of a new pid namespace), moves it into the cgroups (the slow part), prints
+ * "ready <pid>" and waits on stdin for a claim: the normal command line and environment
+ * (krd-shim-pool.h has the format), after which it goes on as a shim started with them would.
+ */
+/* The groups made for an unclaimed pooled shim's child, and their parent once empty (as krd's
+   own removal does); a group whose last task is still being released is asked again. */
+static void pool_remove_cgroups(void) {
+  for (int k = 0; k < opt.ncgroups; k++) {
+    for (int tries = 0; rmdir(opt.cgroups[k]) != 0 && errno == EBUSY && tries < 100; tries++) usleep(2000);
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", opt.cgroups[k]);
+    char *slash = strrchr(parent, '/');
+    if (slash) *slash = '\0', rmdir(parent);
+  }
+}
+
+static pid_t pool_start(int argc, char **argv, int sync[2], int errp[2]) {
+  for (int i = 2; i < argc; i += 2) {
+    if (strcmp(argv[i], "--cgroup") != 0 || i + 1 >= argc || opt.ncgroups >= MAXLIST) {
+      errno = EINVAL;
+      fail("usage: krd-shim --pool [--cgroup DIR]...", NULL);
+    }
+    opt.cgroups[opt.ncgroups++] = argv[i + 1];
+  }
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) != 0 || pipe2(errp, O_CLOEXEC) != 0) fail("pipe", NULL);
+  if (unshare(CLONE_NEWPID) != 0) fail("unshare(CLONE_NEWPID)", NULL);
+  pid_t child = fork();
+  if (child < 0) fail("fork", NULL);
+  if (child == 0) {
+    close(sync[0]);
+    close(errp[0]);
+    child_err = errp[1];
+    uint32_t len;
+    int fds[3], tty;
+    char *spec = pool_recv_spec(sync[1], &len, fds, &tty);
+    if (!spec) _exit(0); /* the supervisor went away unclaimed */
+    int ac;
+    char **envp, **av = pool_split(spec, len, &ac, &envp);
+    environ = envp;
+    report_fd = child_err; /* the supervisor parsed the same lines first: nothing left to fail */
+    parse_args(ac, av);
+    if (chdir(opt.dir) != 0) child_fail("chdir", opt.dir);
+    int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (strcmp(opt.net, "new") == 0 ? CLONE_NEWNET : 0);
+    if (unshare(flags) != 0) child_fail("unshare", NULL);
+    child_main(sync[1], fds[0], fds[1], fds[2], tty ? fds[0] : -1);
+  }
+  join_cgroups(child, errp[0]);
+  dprintf(report_fd, "ready %d\n", child);
+  return child;
+}
+
+int main(int argc, char **argv) {
+  /* fds a caller leaked must not keep its pipes open for the container's whole life */
+  closefrom(3);
+  int sync[2], errp[2];
+  pid_t child = -1;
+  char *claim = NULL;
+  uint32_t claim_len = 0;
+  if (argc >= 2 && strcmp(argv[1], "--pool") == 0) {
+    /* a pooled supervisor: its child waits in the cgroups until a container claims it */
+    child = pool_start(argc, argv, sync, errp);
+    claim = pool_read_claim(0, &claim_len);
+    if (!claim) {
+      /* nobody will claim it (krd gone or done with the pool): nothing to leave behind */
+      kill(child, SIGKILL);
+      waitpid(child, NULL, 0);
+      pool_remove_cgroups();
+      return 0;
+    }
+    char **envp;
+    argv = pool_split(claim, claim_len, &argc, &envp);
+    environ = envp;
+  }
+  parse_args(argc, argv);
+  if (child > 0) {
+    if (opt.join >= 0) {
+      errno = EINVAL;
+      fail("a pooled shim runs containers, not execs", NULL);
+    }
+    opt.ncgroups = 0; /* the child is in them already */
+  }
   if (chdir(opt.dir) != 0) fail("chdir", opt.dir);
   char path[4096];
 
@@ -547,14 +659,17 @@ int main(int argc, char **argv) {
     err_r = p[0];
     err_child = p[1];
   }
-  int sync[2], errp[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) != 0 || pipe2(errp, O_CLOEXEC) != 0 || pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) != 0)
-    fail("pipe", NULL);
+  if (child < 0 && (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) != 0 || pipe2(errp, O_CLOEXEC) != 0)) fail("pipe", NULL);
+  if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) != 0) fail("pipe", NULL);
   struct sigaction act = {.sa_handler = on_chld, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
   sigaction(SIGCHLD, &act, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  if (opt.join >= 0) {
+  if (child > 0) {
+    /* pooled: the waiting child gets the command line, the environment and its stdio */
+    int fds[3] = {in_child, out_child, err_child};
+    if (pool_send_spec(sync[0], claim, claim_len, fds, opt.tty) != 0) fail("hand over to the pooled child", NULL);
+  } else if (opt.join >= 0) {
     /* exec: the new process is born into the container's pid namespace */
     snprintf(path, sizeof path, "/proc/%ld/ns/pid", opt.join);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -564,7 +679,7 @@ int main(int argc, char **argv) {
     /* the child is born PID 1 of a new pid ns; the shim itself stays in the host's namespaces */
     if (unshare(CLONE_NEWPID) != 0) fail("unshare(CLONE_NEWPID)", NULL);
   }
-  pid_t child = fork();
+  if (child < 0) child = fork();
   if (child < 0) fail("fork", NULL);
   if (child == 0) {
     close(sync[0]);
@@ -581,26 +696,7 @@ int main(int argc, char **argv) {
   if (err_child >= 0 && err_child != tty_slave) close(err_child);
 
   /* cgroups before the child goes on from its setup, so its command is accounted and limited */
-  for (int k = 0; k < opt.ncgroups; k++) {
-    snprintf(path, sizeof path, "%s/cgroup.procs", opt.cgroups[k]);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || dprintf(fd, "%d\n", child) < 0) {
-      int e = errno;
-      kill(child, SIGKILL);
-      waitpid(child, NULL, 0);
-      /* a child whose setup failed meanwhile is gone: its reason is the one to report */
-      char msg[1024];
-      ssize_t n = read(errp[0], msg, sizeof msg - 1);
-      if (n > 1) {
-        msg[n] = '\0';
-        dprintf(report_fd, "error %s\n", msg + 1);
-        _exit(125);
-      }
-      errno = e;
-      fail("join cgroup", opt.cgroups[k]);
-    }
-    close(fd);
-  }
+  join_cgroups(child, errp[0]);
   if (write(sync[0], "g", 1) != 1) fail("sync", NULL);
   /* setup done ("r" on the sync socket) or failed (a message on the error pipe, then EOF) */
   {

@@ -9,6 +9,11 @@
  * Answer (stdout), one line per request, in whatever order the shims get ready:
  *   "<request id> <the shim's first line>"        e.g. "7 ok 1234", "7 error mount: …"
  *   "<request id> exited <what it printed>"        when it ended without a line
+ * Pooled shims (krd-shim --pool, see native/krd-shim-pool.h): a request whose argc is preceded
+ * by "pool" starts one with a pipe on its stdin; its "ready <pid>" line is answered and the shim
+ * parked. "<request id> claim <pool request id> <argc> <argv…> <env…>" hands it a container;
+ * it answers for the claim's id as a plain start does. "<request id> drop <pool request id>"
+ * ends a parked shim (no answer). A parked shim that ends is answered "exited". Closing the pipe (the spawner ends with krd) makes it leave without a container.
  * Each shim runs in its own session, with stdout and stderr on a pipe the spawner reads until
  * the first newline or EOF. The spawner is the shims' parent and reaps them (this machine's PID 1
  * leaves orphans as zombies), as node did when krd spawned them itself. EOF on stdin (krd gone)
@@ -31,6 +36,8 @@
 
 struct pending {
   int fd;
+  int in_fd;  /* a pooled shim's stdin, where its claim goes; -1 for the others */
+  int parked; /* a pooled shim that said "ready": waits for a claim (its EOF: it is gone) */
   char id[32];
   char buf[2048];
   size_t len;
@@ -60,6 +67,31 @@ static void fail_request(struct pending *p, const char *what, const char *why) {
   reply(p, "", text, n < 0 ? 0 : (size_t)n);
 }
 
+/* A claim: its command line and environment go to the parked shim, which answers as a start. */
+static void claim(struct pending *req, const char *slot, const char *rest, size_t n) {
+  struct pending *p = NULL;
+  for (int i = 0; i < npend && !p; i++)
+    if (pend[i].parked && strcmp(pend[i].id, slot) == 0) p = &pend[i];
+  if (!p) {
+    fail_request(req, "krd-spawner: ", "no such pooled shim");
+    return;
+  }
+  unsigned char h[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n};
+  int ok = write(p->in_fd, h, 4) == 4;
+  for (size_t off = 0; ok && off < n;) {
+    ssize_t w = write(p->in_fd, rest + off, n - off);
+    if (w < 0 && errno == EINTR) continue;
+    ok = w > 0;
+    if (ok) off += (size_t)w;
+  }
+  close(p->in_fd);
+  p->in_fd = -1;
+  p->parked = 0;
+  p->len = 0;
+  snprintf(p->id, sizeof p->id, "%s", req->id);
+  if (!ok) fail_request(req, "claim: ", strerror(errno)); /* the shim's EOF answers too: dropped, unseen */
+}
+
 static void start(char *payload, size_t n) {
   static char *s[MAXSTRINGS], *argv[MAXSTRINGS];
   int ns = 0;
@@ -71,16 +103,29 @@ static void start(char *payload, size_t n) {
   struct pending overflow = {0};
   struct pending *p = npend < MAXPENDING ? &pend[npend] : &overflow;
   snprintf(p->id, sizeof p->id, "%s", ns > 0 ? s[0] : "?");
-  int argc = ns > 1 ? atoi(s[1]) : 0;
-  if (p == &overflow || argc < 1 || 2 + argc > ns) {
+  if (ns > 2 && strcmp(s[1], "drop") == 0) {
+    /* its stdin closed, the shim ends its child and itself; its EOF is answered "exited" */
+    for (int i = 0; i < npend; i++)
+      if (pend[i].parked && strcmp(pend[i].id, s[2]) == 0) close(pend[i].in_fd), pend[i].in_fd = -1, pend[i].parked = 0;
+    return;
+  }
+  if (ns > 3 && strcmp(s[1], "claim") == 0) {
+    claim(p, s[2], s[3], n - (size_t)(s[3] - payload));
+    return;
+  }
+  /* "pool": a pooled shim, with a pipe on its stdin for the claim */
+  int pooled = ns > 1 && strcmp(s[1], "pool") == 0;
+  int first = pooled ? 2 : 1;
+  int argc = ns > first ? atoi(s[first]) : 0;
+  if (p == &overflow || argc < 1 || first + 1 + argc > ns) {
     fail_request(p, "krd-spawner: ", p == &overflow ? "too many shims starting at once" : "bad request");
     return;
   }
-  for (int i = 0; i < argc; i++) argv[i] = s[2 + i];
+  for (int i = 0; i < argc; i++) argv[i] = s[first + 1 + i];
   argv[argc] = NULL;
-  char **envp = &s[2 + argc];
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
+  char **envp = &s[first + 1 + argc];
+  int fds[2], in[2] = {-1, -1};
+  if (pipe2(fds, O_CLOEXEC) != 0 || (pooled && pipe2(in, O_CLOEXEC) != 0)) {
     fail_request(p, "pipe: ", strerror(errno));
     return;
   }
@@ -91,8 +136,8 @@ static void start(char *payload, size_t n) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGCHLD, SIG_DFL);
-    int null = open("/dev/null", O_RDONLY);
-    dup2(null, 0);
+    int stdin_fd = pooled ? in[0] : open("/dev/null", O_RDONLY);
+    dup2(stdin_fd, 0);
     dup2(fds[1], 1);
     dup2(fds[1], 2);
     signal(SIGPIPE, SIG_DFL);
@@ -101,17 +146,22 @@ static void start(char *payload, size_t n) {
     _exit(127);
   }
   close(fds[1]);
+  if (pooled) close(in[0]);
   if (child < 0) {
     close(fds[0]);
+    if (pooled) close(in[1]);
     fail_request(p, "fork: ", strerror(errno));
     return;
   }
   p->fd = fds[0];
+  p->in_fd = pooled ? in[1] : -1;
+  p->parked = 0;
   p->len = 0;
   npend++;
 }
 
-/* Reads what the shim printed; answers and forgets it at the first newline or at EOF. */
+/* Reads what the shim printed; answers and forgets it at the first newline or at EOF. A pooled
+   shim's "ready" line parks it instead, until its claim. */
 static int drain(struct pending *p) {
   ssize_t r = read(p->fd, p->buf + p->len, sizeof p->buf - 1 - p->len);
   if (r < 0 && errno == EINTR) return 0;
@@ -120,6 +170,11 @@ static int drain(struct pending *p) {
     char *nl = memchr(p->buf, '\n', p->len);
     if (nl) {
       reply(p, "", p->buf, (size_t)(nl - p->buf));
+      if (p->in_fd >= 0 && !p->parked && strncmp(p->buf, "ready ", 6) == 0) {
+        p->parked = 1;
+        p->len = 0;
+        return 0;
+      }
       return 1;
     }
     if (p->len < sizeof p->buf - 1) return 0;
@@ -163,6 +218,7 @@ int main(void) {
       if (!pfd[i + 2].revents) continue;
       if (drain(&pend[i])) {
         close(pend[i].fd);
+        if (pend[i].in_fd >= 0) close(pend[i].in_fd);
         pend[i] = pend[--npend];
       }
     }

@@ -12,6 +12,7 @@ import { ImageService } from './images/service.ts';
 import { ContainerService } from './containers/service.ts';
 import { NsRuntime } from '../runtime/ns/ns-runtime.ts';
 import { VmRuntime } from '../runtime/vm/vm-runtime.ts';
+import type { Runtime } from '../runtime/runtime.ts';
 import { bootHostPod } from '../runtime/vm/host-pod.ts';
 import { chooseAccel } from '../vm/qemu.ts';
 import { Router } from './router.ts';
@@ -143,7 +144,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     // isolation) — for testing the vm runtime through krd where no VM can boot in time
     const env = opts.env ?? process.env;
     const launcher = env.KRAUD_VM_PODS === 'process' ? bootHostPod : undefined;
-    const rt = runtime === 'vm' ? new VmRuntime(join(dataRoot, 'vm'), { accel: chooseAccel(env), launcher }) : new NsRuntime(join(dataRoot, 'runtime'));
+    const rt: Runtime = runtime === 'vm' ? new VmRuntime(join(dataRoot, 'vm'), { accel: chooseAccel(env), launcher }) : new NsRuntime(join(dataRoot, 'runtime'));
     const networks = new NetworkService(state, dataRoot, events, { bip: opts.bip });
     await networks.init();
     const containerNetworks = new ContainerNetworks(networks, dataRoot);
@@ -179,6 +180,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         await server.close();
         await containerNetworks.close();
         await networks.close();
+        await rt.close?.();
         state.close();
         unlock();
       },

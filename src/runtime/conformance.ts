@@ -58,6 +58,7 @@ export function runtimeConformance(name: string, makeRuntime: (stateDir: string)
     });
     after(async () => {
       for (const id of await rt.list()) await (await rt.reattach(id)).delete({ force: true }).catch(() => undefined);
+      await rt.close?.();
       await rm(stateDir, { recursive: true, force: true });
     });
     const spec = (args: string[], more: Partial<ContainerSpec> = {}): ContainerSpec => ({ id: `t${++n}-${process.pid}`, rootfs: fx.rootfs, args, ...more });

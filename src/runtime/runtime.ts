@@ -208,4 +208,6 @@ export interface Runtime {
   /** Finds a container created earlier, possibly by another Runtime object (krd restarted). */
   reattach(id: string): Promise<Container>;
   list(): Promise<string[]>;
+  /** krd stops: lets go of what was held for later creates (e.g. pooled supervisors); containers go on. */
+  close?(): Promise<void>;
 }

@@ -40,6 +40,8 @@ if (!launch) {
 const tools = fileURLToPath(new URL('../../../../', import.meta.url)).replace(/\/$/, '');
 if (consoleFd >= 0 && existsSync('/bin/krd-shim') && existsSync(`${tools}/bin/krd-spawner`)) {
   process.env.KRAUD_SHIM ??= '/bin/krd-shim';
+  // a pod runs the containers it was booted with: no supervisors waiting for more (memory is tight)
+  process.env.KRAUD_SHIM_POOL ??= '0';
   process.env.KRAUD_SPAWNER ??= JSON.stringify([`${tools}/lib/ld-linux-x86-64.so.2`, '--library-path', `${tools}/lib`, `${tools}/bin/krd-spawner`]);
 }
 const [{ parseLaunchSpec }, { NsRuntime }, { startVdocker }] = await Promise.all([import('../../vm/launch-spec.ts'), import('../../runtime/ns/ns-runtime.ts'), import('./server.ts')]);

@@ -3,7 +3,7 @@
 // kind also mounts a v2 tree beside them at /sys/fs/cgroup/unified, which has no controllers
 // and is left alone). Groups are named <group>/<id>, <group> unique per runtime root dir.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { KrError, withContext } from '../../util/errors.ts';
 import type { Resources, Stats } from '../runtime.ts';
@@ -31,33 +31,58 @@ export async function createCgroups(group: string, id: string, r: Resources = {}
       await mkdir(parent, { recursive: true });
       await writeFile(join(BASE, 'cgroup.subtree_control'), '+memory +cpu +pids').catch(() => undefined);
       await writeFile(join(parent, 'cgroup.subtree_control'), '+memory +cpu +pids').catch(() => undefined);
-      await mkdir(dirs[0], { recursive: true });
-      if (r.memoryBytes) await writeFile(join(dirs[0], 'memory.max'), String(r.memoryBytes));
-      if (r.nanoCpus) await writeFile(join(dirs[0], 'cpu.max'), `${Math.round(r.nanoCpus / 1e4)} 100000`);
-      if (r.cpuShares) await writeFile(join(dirs[0], 'cpu.weight'), String(Math.max(1, Math.min(10000, Math.round(1 + ((r.cpuShares - 2) * 9999) / 262142)))));
-      if (r.pidsLimit && r.pidsLimit > 0) await writeFile(join(dirs[0], 'pids.max'), String(r.pidsLimit));
-      return dirs;
     }
-    for (const d of dirs) {
-      await mkdir(d, { recursive: true });
-      const controller = d.slice(BASE.length + 1).split('/')[0];
-      if (controller === 'memory' && r.memoryBytes) {
-        await writeFile(join(d, 'memory.limit_in_bytes'), String(r.memoryBytes));
-        // docker's default: swap limit = memory limit × 2 … here simply no extra swap where the knob exists
-        await writeFile(join(d, 'memory.memsw.limit_in_bytes'), String(r.memoryBytes)).catch(() => undefined);
-      }
-      if (controller.startsWith('cpu') && controller !== 'cpuacct') {
-        if (r.nanoCpus) {
-          await writeFile(join(d, 'cpu.cfs_period_us'), '100000');
-          await writeFile(join(d, 'cpu.cfs_quota_us'), String(Math.round(r.nanoCpus / 1e4)));
-        }
-        if (r.cpuShares) await writeFile(join(d, 'cpu.shares'), String(r.cpuShares));
-      }
-      if (controller === 'pids' && r.pidsLimit && r.pidsLimit > 0) await writeFile(join(d, 'pids.max'), String(r.pidsLimit));
-    }
+    for (const d of dirs) await mkdir(d, { recursive: true });
+    await applyLimits(dirs, r);
     return dirs;
   } catch (err) {
     throw withContext(err, `cgroups for ${id}`);
+  }
+}
+
+/**
+ * Takes over the groups a pooled shim's child waits in (./shim-pool.ts) for container `id`:
+ * renamed to <group>/<id> where the kernel can (cgroup v1; a v2 group keeps its pool name), and
+ * limited. Returns where they are now.
+ */
+export async function adoptCgroups(dirs: string[], id: string, r: Resources = {}): Promise<string[]> {
+  try {
+    const now = cgroupLayout() === 'v2' ? dirs : await Promise.all(dirs.map(async (d) => {
+      const to = join(dirname(d), id);
+      await rename(d, to);
+      return to;
+    }));
+    await applyLimits(now, r);
+    return now;
+  } catch (err) {
+    throw withContext(err, `cgroups for ${id}`);
+  }
+}
+
+async function applyLimits(dirs: string[], r: Resources): Promise<void> {
+  if (cgroupLayout() === 'v2') {
+    const d = dirs[0];
+    if (r.memoryBytes) await writeFile(join(d, 'memory.max'), String(r.memoryBytes));
+    if (r.nanoCpus) await writeFile(join(d, 'cpu.max'), `${Math.round(r.nanoCpus / 1e4)} 100000`);
+    if (r.cpuShares) await writeFile(join(d, 'cpu.weight'), String(Math.max(1, Math.min(10000, Math.round(1 + ((r.cpuShares - 2) * 9999) / 262142)))));
+    if (r.pidsLimit && r.pidsLimit > 0) await writeFile(join(d, 'pids.max'), String(r.pidsLimit));
+    return;
+  }
+  for (const d of dirs) {
+    const controller = d.slice(BASE.length + 1).split('/')[0];
+    if (controller === 'memory' && r.memoryBytes) {
+      await writeFile(join(d, 'memory.limit_in_bytes'), String(r.memoryBytes));
+      // docker's default: swap limit = memory limit × 2 … here simply no extra swap where the knob exists
+      await writeFile(join(d, 'memory.memsw.limit_in_bytes'), String(r.memoryBytes)).catch(() => undefined);
+    }
+    if (controller.startsWith('cpu') && controller !== 'cpuacct') {
+      if (r.nanoCpus) {
+        await writeFile(join(d, 'cpu.cfs_period_us'), '100000');
+        await writeFile(join(d, 'cpu.cfs_quota_us'), String(Math.round(r.nanoCpus / 1e4)));
+      }
+      if (r.cpuShares) await writeFile(join(d, 'cpu.shares'), String(r.cpuShares));
+    }
+    if (controller === 'pids' && r.pidsLimit && r.pidsLimit > 0) await writeFile(join(d, 'pids.max'), String(r.pidsLimit));
   }
 }
 

@@ -12,11 +12,12 @@ import { KrError, withContext } from '../../util/errors.ts';
 import { readLog } from '../log-file.ts';
 import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, PathStat, PutArchiveOptions, Runtime, RuntimeProcess, Stats, TopResult } from '../runtime.ts';
 import { capabilityMask } from './capabilities.ts';
-import { cgroupDirs, cgroupPids, createCgroups, freeze, readStats, removeCgroups } from './cgroups.ts';
+import { adoptCgroups, cgroupDirs, cgroupPids, createCgroups, freeze, readStats, removeCgroups } from './cgroups.ts';
 import { psTop } from '../top.ts';
 import { populateVolume } from './populate-volume.ts';
 import { RootfsCache } from './rootfs-cache.ts';
 import { ShimProcess } from './shim-process.ts';
+import { ShimPool } from './shim-pool.ts';
 import { spawnShim } from './spawn-shim.ts';
 import { RootViews, type RootView } from './root-view.ts';
 import { archiveInRoot, extractInRoot, statInRoot } from '../archive/in-root.ts';
@@ -47,11 +48,18 @@ export class NsRuntime implements Runtime {
   readonly cgroupGroup: string;
   /** Views of stopped containers' filesystems (docker cp), shared per container. */
   readonly views = new RootViews();
+  private readonly pool: ShimPool;
 
   constructor(root: string) {
     this.root = resolve(root);
     this.cache = new RootfsCache(join(this.root, 'rootfs'));
     this.cgroupGroup = `kraud-${createHash('sha256').update(this.root).digest('hex').slice(0, 12)}`;
+    this.pool = new ShimPool(this.cgroupGroup);
+  }
+
+  /** Ends the pooled shims (containers go on). */
+  close(): Promise<void> {
+    return this.pool.close();
   }
 
   private dirOf(id: string): string {
@@ -65,11 +73,11 @@ export class NsRuntime implements Runtime {
     if (spec.args.length === 0) throw new KrError('invalid', 'no command given');
     await mkdir(join(this.root, 'containers'), { recursive: true });
     await mkdir(dir);
+    let cgroups = cgroupDirs(this.cgroupGroup, spec.id);
     try {
       const lower = 'image' in spec.rootfs ? await this.cache.get(spec.rootfs.image) : resolve(spec.rootfs.dir);
       for (const d of ['upper', 'work', 'rootfs']) await mkdir(join(dir, d));
       const caps = capabilityMask(spec.capAdd, spec.capDrop).toString(16);
-      const cgroups = await createCgroups(this.cgroupGroup, spec.id, spec.resources);
       const mountArgs = ['--lower', lower, '--upper', join(dir, 'upper'), '--work', join(dir, 'work')];
       if (spec.readonlyRootfs) mountArgs.push('--readonly');
       for (const m of spec.mounts ?? []) {
@@ -78,7 +86,6 @@ export class NsRuntime implements Runtime {
           mountArgs.push('--bind', `${resolve(m.source)}:${m.target}${m.readonly ? ':ro' : ''}`);
         } else mountArgs.push('--tmpfs', m.options?.length ? `${m.target}:${m.options.join(',')}` : m.target);
       }
-      const saved: SavedState = { id: spec.id, lower, tty: !!spec.tty, openStdin: !!spec.openStdin, cgroups, caps, mountArgs };
       const args = [...mountArgs];
       if (spec.hostname) args.push('--hostname', spec.hostname);
       const net = spec.network ?? 'none';
@@ -89,12 +96,17 @@ export class NsRuntime implements Runtime {
         if (!init) throw new KrError('unavailable', 'init requested but tini is not installed');
         args.push('--init', init);
       }
+      // a pooled shim's child already waits in its cgroups: they become the container's
+      const slot = this.pool.take();
+      if (slot) cgroups = await adoptCgroups(slot.cgroups, spec.id, spec.resources);
+      else cgroups = await createCgroups(this.cgroupGroup, spec.id, spec.resources);
+      const saved: SavedState = { id: spec.id, lower, tty: !!spec.tty, openStdin: !!spec.openStdin, cgroups, caps, mountArgs };
       saved.shim = { args: [dir, ...this.processArgs(lower, spec, saved), ...args, '--', ...spec.args], env: withDefaultPath(spec.env ?? []) };
       await writeFile(join(dir, 'state.json'), JSON.stringify(saved));
-      await spawnShim(saved.shim.args, saved.shim.env);
+      await (slot ? claim(slot.slot, saved.shim) : spawnShim(saved.shim.args, saved.shim.env));
       return new NsContainer(this, dir, saved);
     } catch (err) {
-      await removeCgroups(cgroupDirs(this.cgroupGroup, spec.id)).catch(() => undefined);
+      await removeCgroups(cgroups).catch(() => undefined);
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
       throw withContext(err, `create ${spec.id}`);
     }
@@ -120,6 +132,18 @@ export class NsRuntime implements Runtime {
   async list(): Promise<string[]> {
     return readdir(join(this.root, 'containers')).catch(() => []);
   }
+}
+
+/**
+ * The pooled shim takes the container (its --cgroup options are ignored: its child is in them).
+ * A shim that ended meanwhile, or lost its child, is passed over for a plain start, which joins
+ * the same (now empty) groups.
+ */
+async function claim(slot: string, shim: { args: string[]; env: string[] }): Promise<number> {
+  return spawnShim(shim.args, shim.env, slot).catch((err: unknown) => {
+    if (!/no such pooled shim|hand over to the pooled child/.test(String(err))) throw err;
+    return spawnShim(shim.args, shim.env);
+  });
 }
 
 class NsContainer extends ShimProcess implements Container {

@@ -53,10 +53,28 @@ class Spawner {
     this.idle();
   }
 
-  start(args: string[], env: string[]): Promise<number> {
+  /** A shim with the container's command line; `slot`: claims that pooled shim for it. */
+  start(args: string[], env: string[], slot?: string): Promise<number> {
+    return this.request([...(slot ? ['claim', slot] : []), String(args.length + 1), SHIM_PATH, ...args, ...env]);
+  }
+
+  /** A pooled shim whose child waits in `cgroups` (native/krd-shim-pool.h); resolves with its request id. */
+  pool(cgroups: string[]): Promise<string> {
+    const args = ['--pool', ...cgroups.flatMap((c) => ['--cgroup', c])];
+    const id = String(this.next);
+    return this.request(['pool', String(args.length + 1), SHIM_PATH, ...args]).then(() => id);
+  }
+
+  /** Ends a pooled shim that was never claimed (its child goes with it). */
+  drop(slot: string): void {
+    void this.request(['drop', slot]).catch(() => undefined);
+    this.waiting.delete(String(this.next - 1)); // the spawner answers nothing
+    if (this.waiting.size === 0) this.idle();
+  }
+
+  private request(strings: string[]): Promise<number> {
     const id = String(this.next++);
-    const strings = [id, String(args.length + 1), SHIM_PATH, ...args, ...env];
-    const body = Buffer.from(strings.map((s) => `${s}\0`).join(''));
+    const body = Buffer.from([id, ...strings].map((s) => `${s}\0`).join(''));
     // the spawner's request buffer (1 MiB); exec would refuse much more anyway (E2BIG)
     if (body.length > MAX_REQUEST) return Promise.reject(new KrError('invalid', `command and environment too large (${body.length} bytes)`));
     const head = Buffer.alloc(4);
@@ -73,7 +91,7 @@ class Spawner {
     if (!w) return;
     this.waiting.delete(id);
     if (this.waiting.size === 0) this.idle();
-    if (text.startsWith('ok ')) w.resolve(Number(text.slice(3)));
+    if (text.startsWith('ok ') || text.startsWith('ready ')) w.resolve(Number(text.slice(text.indexOf(' ') + 1)));
     else if (text.startsWith('exited ')) w.reject(new KrError('unavailable', `krd-shim exited before the container was ready: ${text.slice(7).trim()}`));
     else w.reject(new KrError(/not found|No such file/.test(text) ? 'not-found' : 'invalid', text.replace(/^error /, '')));
   }
@@ -94,10 +112,25 @@ class Spawner {
 
 let spawner: Spawner | null = null;
 
-export function spawnShim(args: string[], env: string[]): Promise<number> {
-  if (!existsSync(SHIM_PATH)) return Promise.reject(new KrError('unavailable', `${SHIM_PATH} is missing: run make native`));
-  if (!existsSync(SPAWNER_PATH)) return Promise.reject(new KrError('unavailable', `${SPAWNER_PATH} is missing: run make native`));
-  if ([...args, ...env].some((s) => s.includes('\0'))) return Promise.reject(new KrError('invalid', 'an argument or environment entry contains a NUL byte'));
+function checked(args: string[], env: string[]): Spawner {
+  if (!existsSync(SHIM_PATH)) throw new KrError('unavailable', `${SHIM_PATH} is missing: run make native`);
+  if (!existsSync(SPAWNER_PATH)) throw new KrError('unavailable', `${SPAWNER_PATH} is missing: run make native`);
+  if ([...args, ...env].some((s) => s.includes('\0'))) throw new KrError('invalid', 'an argument or environment entry contains a NUL byte');
   if (!spawner || spawner.gone) spawner = new Spawner();
-  return spawner.start(args, env.filter((kv) => kv.indexOf('=') > 0));
+  return spawner;
+}
+
+/** Starts a shim; with `slot` (from poolShim), that waiting shim takes the container instead. */
+export async function spawnShim(args: string[], env: string[], slot?: string): Promise<number> {
+  return checked(args, env).start(args, env.filter((kv) => kv.indexOf('=') > 0), slot);
+}
+
+/** Ends a pooled shim nobody claimed. */
+export function dropPooledShim(slot: string): void {
+  if (spawner && !spawner.gone) spawner.drop(slot);
+}
+
+/** Starts a pooled shim whose child waits in `cgroups`; resolves once it is ready, with its slot. */
+export async function poolShim(cgroups: string[]): Promise<string> {
+  return checked(cgroups, []).pool(cgroups);
 }
