@@ -435,8 +435,10 @@ export class ContainerService {
         this.restartDelays.delete(id);
         const code = this.records.get(id)?.exit_code ?? 0;
         const c = await this.runtime.reattach(id).catch((err) => (isKrError(err, 'not-found') ? null : Promise.reject(err)));
-        await c?.delete({ force: true });
-        await this.networks.release(id);
+        // independent, and both on the path of `docker run --rm`; the runtime's failure wins
+        const [deleted, released] = await Promise.allSettled([c?.delete({ force: true }), this.networks.release(id)]);
+        if (deleted.status === 'rejected') throw deleted.reason;
+        if (released.status === 'rejected') throw released.reason;
         const r = this.records.get(id);
         const held = this.mounts.held(id);
         this.records.remove(id);

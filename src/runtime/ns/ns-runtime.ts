@@ -2,10 +2,10 @@
 // mount/pid/ipc/uts/net namespaces, mounts an overlay of the image's cached flattened rootfs and
 // a per-container upper dir, joins the container's cgroups, and pivot_roots. All state lives
 // under the root dir the caller passes: <root>/containers/<id>/ and <root>/rootfs/<digest>/.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { resolveUser } from '../../image/users.ts';
 import { KrError, withContext } from '../../util/errors.ts';
@@ -57,9 +57,30 @@ export class NsRuntime implements Runtime {
     this.pool = new ShimPool(this.cgroupGroup);
   }
 
-  /** Ends the pooled shims (containers go on). */
-  close(): Promise<void> {
-    return this.pool.close();
+  /** Ends the pooled shims (containers go on); waits for state dirs being removed. */
+  async close(): Promise<void> {
+    await Promise.all([this.pool.close(), ...this.removing]);
+  }
+
+  private readonly removing = new Set<Promise<void>>();
+
+  /**
+   * Takes a deleted container's state dir away at once (a rename) and removes it behind: the
+   * removal of its files took milliseconds on the path of `docker run --rm`. Dirs a killed krd
+   * left that way go with the next one.
+   */
+  async discard(dir: string): Promise<void> {
+    const parent = join(this.root, 'containers');
+    const trash = join(parent, `.gone-${randomBytes(8).toString('hex')}`);
+    const first = this.removing.size === 0;
+    await rename(dir, trash).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
+    const names = first ? (await readdir(parent).catch(() => [])).filter((n) => n.startsWith('.gone-')) : [basename(trash)];
+    for (const name of names) {
+      const p = rm(join(parent, name), { recursive: true, force: true })
+        .catch(() => undefined)
+        .finally(() => this.removing.delete(p));
+      this.removing.add(p);
+    }
   }
 
   private dirOf(id: string): string {
@@ -130,7 +151,7 @@ export class NsRuntime implements Runtime {
   }
 
   async list(): Promise<string[]> {
-    return readdir(join(this.root, 'containers')).catch(() => []);
+    return (await readdir(join(this.root, 'containers')).catch(() => [])).filter((n) => !n.startsWith('.'));
   }
 }
 
@@ -270,6 +291,6 @@ class NsContainer extends ShimProcess implements Container {
       await exited;
     }
     await this.runtime.views.idle(this.id);
-    await Promise.all([removeCgroups(this.saved.cgroups), rm(this.dir, { recursive: true, force: true })]);
+    await Promise.all([removeCgroups(this.saved.cgroups), this.runtime.discard(this.dir)]);
   }
 }
