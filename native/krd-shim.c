@@ -538,12 +538,6 @@ static void join_cgroups(pid_t child, int errfd) {
   }
 }
 
-/*
- * krd-shim --pool --cgroup DIR...: a supervisor started before its container is known. It forks
- * the child (PID 1 of a new pid namespace), moves it into the cgroups (the slow part), prints
- * "ready <pid>" and waits on stdin for a claim: the normal command line and environment
- * (krd-shim-pool.h has the format), after which it goes on as a shim started with them would.
- */
 /* The groups made for an unclaimed pooled shim's child, and their parent once empty (as krd's
    own removal does); a group whose last task is still being released is asked again. */
 static void pool_remove_cgroups(void) {
@@ -556,6 +550,12 @@ static void pool_remove_cgroups(void) {
   }
 }
 
+/*
+ * krd-shim --pool --cgroup DIR...: a supervisor started before its container is known. It forks
+ * the child (PID 1 of a new pid namespace), moves it into the cgroups (the slow part), prints
+ * "ready <pid>" and waits on stdin for a claim: the normal command line and environment
+ * (krd-shim-pool.h has the format), after which it goes on as a shim started with them would.
+ */
 static pid_t pool_start(int argc, char **argv, int sync[2], int errp[2]) {
   for (int i = 2; i < argc; i += 2) {
     if (strcmp(argv[i], "--cgroup") != 0 || i + 1 >= argc || opt.ncgroups >= MAXLIST) {
