@@ -9,8 +9,8 @@ deps:
 	@sh scripts/deps.sh
 	@$(MAKE) --no-print-directory native guest
 
-# Small C helpers for what Node cannot do itself (namespaces for the whole process, pivot_root).
-native: build/bali-enter build/krd-shim build/krd-spawner
+# Small C helpers for what Node cannot do itself (namespaces for the whole process, pivot_root, a tap in another namespace).
+native: build/bali-enter build/krd-shim build/krd-spawner build/krd-tapfd
 
 build/bali-enter: native/bali-enter.c
 	@mkdir -p build
@@ -21,6 +21,10 @@ build/krd-shim: native/krd-shim.c native/krd-shim-pool.c native/krd-shim-pool.h
 	gcc -O2 -Wall -Wextra -o $@ native/krd-shim.c native/krd-shim-pool.c -lutil
 
 build/krd-spawner: native/krd-spawner.c
+	@mkdir -p build
+	gcc -O2 -Wall -Wextra -o $@ $<
+
+build/krd-tapfd: native/krd-tapfd.c
 	@mkdir -p build
 	gcc -O2 -Wall -Wextra -o $@ $<
 

@@ -59,7 +59,8 @@ struct ctr {
 
 static struct ctr ctrs[MAXC];
 static int nctrs, nimages, stopping, io = -1, console = -1;
-static const char *hostname = "cradle", *net = "none", *addr, *gw, *dns[8], *vdocker[MAXV];
+static const char *hostname = "cradle", *net = "none", *mac, *addr, *gw, *dns[8], *vdocker[MAXV];
+static const char *ctlmac, *ctladdr, *hosts_text, *resolv_text;
 static const char *shares[MAXC];
 static int ndns, nvdocker, nshares;
 static pid_t vdocker_pid;
@@ -266,6 +267,11 @@ static void parse_plan(void) {
     if (!strcmp(k, "hostname")) hostname = v;
     else if (!strcmp(k, "net")) net = v;
     else if (!strcmp(k, "addr")) addr = v;
+    else if (!strcmp(k, "mac")) mac = v;
+    else if (!strcmp(k, "ctlmac")) ctlmac = v;
+    else if (!strcmp(k, "ctladdr")) ctladdr = v;
+    else if (!strcmp(k, "hosts")) hosts_text = v;
+    else if (!strcmp(k, "resolv")) resolv_text = v;
     else if (!strcmp(k, "gw")) gw = v;
     else if (!strcmp(k, "dns") && ndns < 8) dns[ndns++] = v;
     else if (!strcmp(k, "images")) nimages = atoi(v);
@@ -328,25 +334,67 @@ static void if_up(int s, const char *name) {
   if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) die(name);
 }
 
+/* The NIC with this MAC gets this name (NICs are still down at boot, so a rename works). The order
+ * in which virtio-mmio NICs appear is the kernel's business; the host names them by MAC. */
+static void name_by_mac(int s, const char *want, const char *name) {
+  struct if_nameindex *all = if_nameindex();
+  if (!all) die("if_nameindex");
+  for (struct if_nameindex *i = all; i->if_index; i++) {
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, IFNAMSIZ, "%s", i->if_name);
+    if (ioctl(s, SIOCGIFHWADDR, &ifr) != 0) continue;
+    const unsigned char *h = (const unsigned char *)ifr.ifr_hwaddr.sa_data;
+    char got[18];
+    snprintf(got, sizeof got, "%02x:%02x:%02x:%02x:%02x:%02x", h[0], h[1], h[2], h[3], h[4], h[5]);
+    if (strcmp(got, want)) continue;
+    if (strcmp(i->if_name, name)) {
+      snprintf(ifr.ifr_newname, IFNAMSIZ, "%s", name);
+      if (ioctl(s, SIOCSIFNAME, &ifr) != 0) die(name);
+    }
+    if_freenameindex(all);
+    return;
+  }
+  errno = ENODEV;
+  die(want);
+}
+
+/* address/prefix on ifname, which is brought up; ip gets the bare address. */
+static void configure(int s, const char *ifname, const char *cidr, char *ip, size_t iplen) {
+  int prefix = 24;
+  snprintf(ip, iplen, "%s", cidr);
+  char *slash = strchr(ip, '/');
+  if (slash) *slash = '\0', prefix = atoi(slash + 1);
+  struct ifreq ifr = {0};
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+  struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+  sin->sin_family = AF_INET;
+  inet_pton(AF_INET, ip, &sin->sin_addr);
+  if (ioctl(s, SIOCSIFADDR, &ifr) != 0) die(ifname);
+  sin->sin_addr.s_addr = prefix ? htonl(~0u << (32 - prefix)) : 0;
+  if (ioctl(s, SIOCSIFNETMASK, &ifr) != 0) die(ifname);
+  if_up(s, ifname);
+}
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (!f) return;
+  fputs(text, f);
+  fclose(f);
+}
+
 static void setup_network(void) {
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (s < 0) die("socket");
   if_up(s, "lo");
-  char ip[32] = "";
+  char ip[32] = "", ctlip[32];
+  /* krd's pods: kraud0 carries only the host's calls to vdocker, eth0 is the pod's network */
+  if (ctlmac && ctladdr) {
+    name_by_mac(s, ctlmac, "kraud0");
+    configure(s, "kraud0", ctladdr, ctlip, sizeof ctlip);
+  }
   if (!strcmp(net, "static") && addr) {
-    int prefix = 24;
-    snprintf(ip, sizeof ip, "%s", addr);
-    char *slash = strchr(ip, '/');
-    if (slash) *slash = '\0', prefix = atoi(slash + 1);
-    struct ifreq ifr = {0};
-    snprintf(ifr.ifr_name, IFNAMSIZ, "eth0");
-    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
-    sin->sin_family = AF_INET;
-    inet_pton(AF_INET, ip, &sin->sin_addr);
-    if (ioctl(s, SIOCSIFADDR, &ifr) != 0) die("eth0 address");
-    sin->sin_addr.s_addr = prefix ? htonl(~0u << (32 - prefix)) : 0;
-    if (ioctl(s, SIOCSIFNETMASK, &ifr) != 0) die("eth0 netmask");
-    if_up(s, "eth0");
+    if (mac) name_by_mac(s, mac, "eth0");
+    configure(s, "eth0", addr, ip, sizeof ip);
     if (gw) {
       struct rtentry rt = {0};
       struct sockaddr_in *g = (struct sockaddr_in *)&rt.rt_gateway, *d = (struct sockaddr_in *)&rt.rt_dst, *m = (struct sockaddr_in *)&rt.rt_genmask;
@@ -358,18 +406,25 @@ static void setup_network(void) {
   }
   close(s);
   sethostname(hostname, strlen(hostname));
-  FILE *f = fopen(RUN "/hosts", "w");
-  if (f) {
-    fprintf(f, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-    if (ip[0]) fprintf(f, "%s\t%s\n", ip, hostname);
-    fclose(f);
+  /* the host's files when it sent them (krd: its embedded DNS, the container's own hosts entries) */
+  if (hosts_text) write_file(RUN "/hosts", hosts_text);
+  else {
+    FILE *f = fopen(RUN "/hosts", "w");
+    if (f) {
+      fprintf(f, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+      if (ip[0]) fprintf(f, "%s\t%s\n", ip, hostname);
+      fclose(f);
+    }
   }
-  f = fopen(RUN "/resolv.conf", "w");
-  if (f) {
-    for (int i = 0; i < ndns; i++) fprintf(f, "nameserver %s\n", dns[i]);
-    fclose(f);
+  if (resolv_text) write_file(RUN "/resolv.conf", resolv_text);
+  else {
+    FILE *f = fopen(RUN "/resolv.conf", "w");
+    if (f) {
+      for (int i = 0; i < ndns; i++) fprintf(f, "nameserver %s\n", dns[i]);
+      fclose(f);
+    }
   }
-  f = fopen(RUN "/hostname", "w");
+  FILE *f = fopen(RUN "/hostname", "w");
   if (f) {
     fprintf(f, "%s\n", hostname);
     fclose(f);

@@ -6,10 +6,13 @@ import type { LaunchSpec } from './launch-spec.ts';
 export function initPlan(spec: LaunchSpec): Buffer {
   const pairs: [string, string][] = [['hostname', spec.hostname]];
   if (spec.network.mode === 'static') {
-    pairs.push(['net', 'static'], ['addr', spec.network.address]);
+    pairs.push(['net', 'static'], ['mac', spec.network.mac], ['addr', spec.network.address]);
     if (spec.network.gateway) pairs.push(['gw', spec.network.gateway]);
     for (const d of spec.network.dns) pairs.push(['dns', d]);
   }
+  if (spec.control) pairs.push(['ctlmac', spec.control.mac], ['ctladdr', spec.control.address]);
+  if (spec.etc?.hosts !== undefined) pairs.push(['hosts', spec.etc.hosts]);
+  if (spec.etc?.resolvConf !== undefined) pairs.push(['resolv', spec.etc.resolvConf]);
   pairs.push(['images', String(spec.images.length)]);
   for (const a of spec.vdocker?.argv ?? []) pairs.push(['vdocker', a]);
   // each shared host directory is mounted once (virtiofs) and bound into the containers using it

@@ -63,11 +63,28 @@ export type LaunchNetwork =
   /** No network device: lo only. */
   | { mode: 'none' }
   /**
-   * One virtio-net device, eth0, configured statically by init. Standalone cradle uses qemu's user
-   * networking (slirp): 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3. Under krd (tap on a bridge)
-   * the host picks the address.
+   * One virtio-net device, eth0 (found by its MAC), configured statically by init. Standalone cradle
+   * uses qemu's user networking (slirp): 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3. Under krd
+   * (a tap in the container's network namespace) it is the address krd's IPAM gave the container.
    */
   | { mode: 'static'; mac: string; address: string; gateway?: string; dns: string[] };
+
+/**
+ * A second virtio-net device, kraud0, only for the host to reach vdocker (qemu user networking with
+ * restrict=on: no way out of the VM through it, one port forward in). krd's pods have it so that
+ * eth0 can be the container's network.
+ */
+export interface LaunchControlNetwork {
+  mac: string;
+  /** address/prefix */
+  address: string;
+}
+
+/** Contents of the pod's /etc files as the host wrote them (krd's hosts and resolv.conf); absent: init writes its own. */
+export interface LaunchEtc {
+  hosts?: string;
+  resolvConf?: string;
+}
 
 export interface LaunchSpec {
   version: typeof LAUNCH_SPEC_VERSION;
@@ -82,6 +99,8 @@ export interface LaunchSpec {
     cpus: number;
   };
   network: LaunchNetwork;
+  control?: LaunchControlNetwork;
+  etc?: LaunchEtc;
   images: LaunchImage[];
   /** Started by init in order. May be empty only when vdocker runs (it creates containers on request). */
   containers: LaunchContainer[];
@@ -173,15 +192,39 @@ function validateContainer(c: unknown, i: number, images: number): LaunchContain
   };
 }
 
+const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
+
 function validateNetwork(n: unknown): LaunchNetwork {
   const o = n as Record<string, unknown>;
   if (o && o.mode === 'none') return { mode: 'none' };
   if (!o || o.mode !== 'static') bad('network.mode must be none or static');
-  if (!isStr(o.mac) || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(o.mac)) bad('network.mac must be a lower-case MAC address');
+  if (!isStr(o.mac) || !MAC.test(o.mac)) bad('network.mac must be a lower-case MAC address');
   const address = ipv4(o.address, 'network.address', true);
   const gateway = o.gateway === undefined ? undefined : ipv4(o.gateway, 'network.gateway', false);
   const dns = strings(o.dns, 'network.dns').map((d, i) => ipv4(d, `network.dns[${i}]`, false));
   return { mode: 'static', mac: o.mac as string, address, ...(gateway ? { gateway } : {}), dns };
+}
+
+function validateControl(c: unknown, network: LaunchNetwork): LaunchControlNetwork {
+  const o = c as Record<string, unknown>;
+  if (!o || typeof o !== 'object') bad('control must be an object');
+  if (!isStr(o.mac) || !MAC.test(o.mac)) bad('control.mac must be a lower-case MAC address');
+  if (network.mode === 'static' && network.mac === o.mac) bad('control.mac must differ from network.mac');
+  return { mac: o.mac as string, address: ipv4(o.address, 'control.address', true) };
+}
+
+/** File contents for init to write verbatim: text without NUL, bounded (the config disk holds the spec twice). */
+function validateEtc(e: unknown): LaunchEtc {
+  const o = e as Record<string, unknown>;
+  if (!o || typeof o !== 'object') bad('etc must be an object');
+  const out: LaunchEtc = {};
+  for (const k of ['hosts', 'resolvConf'] as const) {
+    if (o[k] === undefined) continue;
+    const v = o[k];
+    if (!isStr(v) || !noNul(v) || v.length > 64 * 1024) bad(`etc.${k} must be text without NUL, at most 64 KiB`);
+    out[k] = v;
+  }
+  return out;
 }
 
 /** Checks a parsed launch spec field by field; returns a clean copy or throws one 'invalid' line. */
@@ -219,13 +262,16 @@ export function validateLaunchSpec(v: unknown): LaunchSpec {
     vdocker = { argv, listen: { address: ipv4(l.address, 'vdocker.listen.address', false), port: l.port as number } };
   }
   if (containers.length === 0 && !vdocker) bad('no containers and no vdocker: nothing to run');
+  const network = validateNetwork(o.network);
   return {
     version: LAUNCH_SPEC_VERSION,
     podId: o.podId as string,
     secret: o.secret as string,
     hostname: o.hostname as string,
     resources: { memoryMiB: r.memoryMiB as number, cpus: r.cpus as number },
-    network: validateNetwork(o.network),
+    network,
+    ...(o.control !== undefined ? { control: validateControl(o.control, network) } : {}),
+    ...(o.etc !== undefined ? { etc: validateEtc(o.etc) } : {}),
     images,
     containers,
     ...(vdocker ? { vdocker } : {}),

@@ -30,14 +30,16 @@ test('microvm without legacy devices, virtio-mmio disks by serial, slirp forward
   assert.match(after(a, '-append')[0], /console=hvc0 .*cryptomgr\.notests.* quiet/);
 });
 
-test('a tap device (krd bridge seam) and virtiofs shares', () => {
-  const a = qemuArgs({ ...base, accel: 'kvm', network: { mode: 'tap', mac: '52:54:00:00:00:01', ifname: 'kr-tap0' }, shares: [{ tag: 'v0', socket: '/s/fs.sock' }] });
-  assert.deepEqual(after(a, '-netdev'), ['tap,id=n0,ifname=kr-tap0,script=no,downscript=no']);
+test('a tap on an fd (krd bridge networking) beside a restricted control NIC, and virtiofs shares', () => {
+  const control = { mac: '52:54:00:00:00:02', net: '169.254.253.0/24', guest: '169.254.253.15', forwards: [{ host: 4000, guest: 1, proto: 'tcp' as const }] };
+  const a = qemuArgs({ ...base, accel: 'kvm', network: { mode: 'tap', mac: '52:54:00:00:00:01', fd: 3 }, control, shares: [{ tag: 'v0', socket: '/s/fs.sock' }] });
+  assert.deepEqual(after(a, '-netdev'), ['tap,id=n0,fd=3', 'user,id=c0,restrict=on,net=169.254.253.0/24,host=169.254.253.2,hostfwd=tcp:127.0.0.1:4000-169.254.253.15:1']);
+  assert.ok(after(a, '-device').includes('virtio-net-device,netdev=c0,mac=52:54:00:00:00:02'));
   assert.deepEqual(after(a, '-cpu'), ['host']);
   assert.match(after(a, '-M')[0], /,memory-backend=mem$/);
   assert.ok(after(a, '-object').includes('memory-backend-memfd,id=mem,size=256M,share=on'));
   assert.ok(after(a, '-device').includes('vhost-user-fs-device,chardev=fs0,tag=v0'));
-  assert.throws(() => qemuArgs({ ...base, network: { mode: 'tap', mac: '52:54:00:00:00:01', ifname: 'a,b=c' } }), /invalid tap device name/);
+  assert.throws(() => qemuArgs({ ...base, network: { mode: 'tap', mac: '52:54:00:00:00:01', fd: 0 } }), /invalid tap fd/);
 });
 
 test('KRAUD_ACCEL forces the accelerator; anything else is refused', () => {

@@ -35,6 +35,12 @@ export interface Disk {
   readonly: boolean;
 }
 
+export interface Forward {
+  host: number;
+  guest: number;
+  proto: 'tcp' | 'udp';
+}
+
 export interface QemuOptions {
   accel: Accel;
   kernel: string;
@@ -47,14 +53,20 @@ export interface QemuOptions {
   /** Unix socket (listening, host side) for the kraud.io port; absent: no port. */
   ioSocket?: string;
   /**
-   * 'user': slirp with these forwards (127.0.0.1 only; touches no host networking); 'tap': an existing
-   * tap device (krd's bridge networking: the caller made and bridged it; the guest's static address in
-   * the launch spec matches that bridge); 'none': no NIC.
+   * 'user': slirp with these forwards (127.0.0.1 only; touches no host networking); 'tap': a tap
+   * device the caller opened and passes on this fd (krd: a tap in the container's network
+   * namespace, see native/krd-tapfd.c); 'none': no NIC.
    */
   network:
     | { mode: 'none' }
-    | { mode: 'user'; mac: string; forwards: { host: number; guest: number; proto: 'tcp' | 'udp' }[] }
-    | { mode: 'tap'; mac: string; ifname: string };
+    | { mode: 'user'; mac: string; forwards: Forward[] }
+    | { mode: 'tap'; mac: string; fd: number };
+  /**
+   * A second NIC only for the host to reach the guest (krd: vdocker): slirp with restrict=on, so
+   * the guest gets nothing out of it but these forwards; `net` is its subnet, `guest` the address
+   * the guest gives itself there.
+   */
+  control?: { mac: string; net: string; guest: string; forwards: Forward[] };
   quiet: boolean;
   /** virtiofs shares: the vhost-user socket of each share's virtiofsd. */
   shares?: { tag: string; socket: string }[];
@@ -93,8 +105,14 @@ export function qemuArgs(o: QemuOptions): string[] {
     const fwd = o.network.forwards.map((f) => `,hostfwd=${f.proto}:127.0.0.1:${f.host}-:${f.guest}`).join('');
     args.push('-netdev', `user,id=n0${fwd}`, '-device', `virtio-net-device,netdev=n0,mac=${o.network.mac}`);
   } else if (o.network.mode === 'tap') {
-    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(o.network.ifname)) throw new KrError('invalid', `invalid tap device name: ${o.network.ifname}`);
-    args.push('-netdev', `tap,id=n0,ifname=${o.network.ifname},script=no,downscript=no`, '-device', `virtio-net-device,netdev=n0,mac=${o.network.mac}`);
+    if (!Number.isInteger(o.network.fd) || o.network.fd < 3) throw new KrError('invalid', `invalid tap fd: ${o.network.fd}`);
+    args.push('-netdev', `tap,id=n0,fd=${o.network.fd}`, '-device', `virtio-net-device,netdev=n0,mac=${o.network.mac}`);
+  }
+  if (o.control) {
+    const c = o.control;
+    const host = c.net.replace(/\.\d+\/\d+$/, '.2');
+    const fwd = c.forwards.map((f) => `,hostfwd=${f.proto}:127.0.0.1:${f.host}-${c.guest}:${f.guest}`).join('');
+    args.push('-netdev', `user,id=c0,restrict=on,net=${c.net},host=${host}${fwd}`, '-device', `virtio-net-device,netdev=c0,mac=${c.mac}`);
   }
   return args;
 }

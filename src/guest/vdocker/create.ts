@@ -4,6 +4,8 @@
 // env, user), so this is the runtime's ContainerSpec as JSON, its image named by its index in the
 // launch spec (a read-only disk mounted in the guest). Checked field by field: the request comes
 // from the host, but a bad one must still be one 400 and leave nothing behind.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ContainerConfig, HostConfig } from '../../engine/containers/config.ts';
 import type { ContainerService } from '../../engine/containers/service.ts';
 import type { ContainerSpec, MountSpec, Resources, Runtime } from '../../runtime/runtime.ts';
@@ -148,8 +150,14 @@ export function parseCreateBody(v: unknown): CreateBody {
   };
 }
 
+/** The pod's /etc/hosts, resolv.conf and hostname (init wrote them; under krd, krd's own), as binds. */
+function etcBinds(etcDir: string | undefined): MountSpec[] {
+  if (!etcDir) return [];
+  return ['hosts', 'resolv.conf', 'hostname'].filter((f) => existsSync(join(etcDir, f))).map((f) => ({ type: 'bind' as const, source: join(etcDir, f), target: `/etc/${f}` }));
+}
+
 /** Creates it in the runtime, then records it; a failed record removes the runtime's container. */
-export async function createInPod(runtime: Runtime, containers: ContainerService, imageDirs: string[], b: CreateBody): Promise<{ Id: string }> {
+export async function createInPod(runtime: Runtime, containers: ContainerService, imageDirs: string[], b: CreateBody, etcDir?: string): Promise<{ Id: string }> {
   const dir = imageDirs[b.image];
   if (dir === undefined) throw new KrError('invalid', `create: the pod has no image ${b.image}`);
   const name = b.name ?? b.id;
@@ -170,7 +178,7 @@ export async function createInPod(runtime: Runtime, containers: ContainerService
     capDrop: b.capDrop,
     network: b.network,
     resources: b.resources,
-    mounts: b.mounts,
+    mounts: [...etcBinds(etcDir), ...(b.mounts ?? [])],
   };
   await runtime.create(spec);
   try {

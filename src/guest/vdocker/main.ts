@@ -69,6 +69,7 @@ const vd = await startVdocker({
     config: { Cmd: c.args, Env: c.env, WorkingDir: c.cwd, User: c.user, Tty: c.tty, OpenStdin: c.openStdin, Hostname: c.hostname },
   })),
   host: spec.vdocker.listen.address,
+  etcDir: root,
   port: process.env.KRAUD_VDOCKER_PORT !== undefined ? Number(process.env.KRAUD_VDOCKER_PORT) : spec.vdocker.listen.port,
 });
 say(`listening on ${spec.vdocker.listen.address}:${vd.port}`);

@@ -53,6 +53,8 @@ export interface VdockerOptions {
   images?: string[];
   /** Where the records live (default in memory; a file lets a restarted vdocker keep exit codes). */
   statePath?: string;
+  /** The directory with the pod's hosts, resolv.conf and hostname (init writes them), bound into the containers the host creates. */
+  etcDir?: string;
 }
 
 export interface Vdocker {
@@ -129,7 +131,7 @@ export async function startVdocker(opts: VdockerOptions): Promise<Vdocker> {
   });
   containerRoutes(router, services, { create: false });
   router.add('POST', /^\/kraud\/containers$/, async ({ req, res }) => {
-    json(res, 201, await createInPod(opts.runtime, containers, opts.images ?? [], parseCreateBody(await readJson(req))));
+    json(res, 201, await createInPod(opts.runtime, containers, opts.images ?? [], parseCreateBody(await readJson(req)), opts.etcDir));
   });
   // the runtime seam's own view, for the host's vm runtime: the process state (docker's inspect
   // shows the record, which stays "exited" between recreate and start) and recreate itself

@@ -4,11 +4,14 @@
 // Runtime.create, and krd can attach first.
 //
 // Host ↔ guest transport: qemu user-mode networking with one hostfwd, 127.0.0.1:<free port> →
-// guest 10.0.2.15:1. Chosen over a tap on a bridge because it needs no host networking at all (no
-// root-only devices, no bridge or iptables state to clean up after a krd crash, nothing other
-// processes on the host can reach except through loopback, where the pod secret still guards it),
-// and it works the same under TCG and KVM. The price: slirp's throughput and no pod-to-pod
-// addresses — the bridge is the later step once the networks work gives krd bridges.
+// guest port 1 (vdocker). It needs no host networking (nothing other processes on the host can
+// reach except through loopback, where the pod secret still guards it) and works the same under
+// TCG and KVM. On krd's networks (bridge, user networks) and with --network none it is a second
+// NIC of its own, kraud0, with restrict=on: the guest gets nothing out of it but that one forward.
+// The pod's own network is then eth0: a tap in the container's network namespace that krd made,
+// wired to its veth (src/net/tap-redirect.ts), opened there by native/krd-tapfd.c while qemu itself
+// stays in krd's namespace (where the forward listens). --network host keeps the VM's own slirp
+// network as its only NIC (outbound through qemu, no address on a bridge).
 //
 // qemu is started in its own session, so pods outlive a krd restart; pod.json keeps what a new krd
 // needs to reach the pod again (port, secret, pid).
@@ -18,20 +21,27 @@ import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Image } from '../../image/types.ts';
 import { KrError } from '../../util/errors.ts';
 import { guestAssets } from '../../vm/assets.ts';
 import { configDisk } from '../../vm/config-disk.ts';
-import { USER_NETWORK, validateLaunchSpec, type LaunchSpec } from '../../vm/launch-spec.ts';
-import { qemuArgs, type Accel } from '../../vm/qemu.ts';
+import { USER_NETWORK, validateLaunchSpec, type LaunchEtc, type LaunchNetwork, type LaunchSpec } from '../../vm/launch-spec.ts';
+import { qemuArgs, type Accel, type QemuOptions } from '../../vm/qemu.ts';
+import { readLink, redirectToTap, removeTap } from '../../net/tap-redirect.ts';
 import { RootfsCache } from '../ns/rootfs-cache.ts';
 import { call, type Endpoint } from './vdocker-client.ts';
 import { toolsDisk, vdockerArgv } from './tools-disk.ts';
 
 const run = promisify(execFile);
-const GUEST_ADDRESS = '10.0.2.15';
+const TAPFD = fileURLToPath(new URL('../../../build/krd-tapfd', import.meta.url));
+/** The control NIC's subnet: link-local, so no krd network (nor docker's pools) overlaps it. */
+const CONTROL = { net: '169.254.253.0/24', guest: '169.254.253.15', mac: '52:54:00:6b:72:64' };
+/** The container's veth in its namespace, and the tap beside it. */
+const VETH = 'eth0';
+const TAP = 'tap0';
 
 /** What pod.json keeps. */
 export interface PodRecord {
@@ -129,37 +139,87 @@ export interface BootOptions {
   cpus: number;
   /** How long vdocker may take to answer (the guest boots and node starts). */
   readyTimeoutMs: number;
+  /**
+   * 'netns': krd's networking, the container's namespace (its eth0 becomes the guest's); 'none':
+   * lo only; 'user': the VM's own network (qemu user networking, outbound only).
+   */
+  network: PodNetwork;
+  /** The guest's host name (default: the first 12 characters of the id). */
+  hostname?: string;
+  /** /etc/hosts and /etc/resolv.conf for the pod's containers, as krd wrote them. */
+  etc?: LaunchEtc;
 }
+
+export type PodNetwork = { mode: 'none' } | { mode: 'user' } | { mode: 'netns'; path: string };
 
 /** How a pod comes up: a qemu microVM (bootPod), or vdocker as a host process (./host-pod.ts, tests). */
 export type PodLauncher = (dir: string, o: BootOptions) => Promise<PodRecord>;
 
 /** The launch spec of a krd pod: one image, no containers yet (krd creates them through vdocker), a fresh secret. */
-export function podLaunchSpec(o: BootOptions, vdockerArgv: string[], listenAddress: string): LaunchSpec {
+export function podLaunchSpec(o: BootOptions, vdockerArgv: string[], listenAddress: string, net: { network: LaunchNetwork; control?: boolean } = { network: USER_NETWORK }): LaunchSpec {
+  const hostname = o.hostname && /^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/.test(o.hostname) ? o.hostname : o.id.slice(0, 12);
   return validateLaunchSpec({
     version: 1,
     podId: o.id,
     secret: randomBytes(32).toString('hex'),
-    hostname: o.id.slice(0, 12),
+    hostname,
     resources: { memoryMiB: o.memoryMiB, cpus: o.cpus },
-    network: USER_NETWORK,
+    network: net.network,
+    ...(net.control ? { control: { mac: CONTROL.mac, address: `${CONTROL.guest}/24` } } : {}),
+    ...(o.etc ? { etc: o.etc } : {}),
     images: [{ digest: o.image.manifestDigest }],
     containers: [],
     vdocker: { argv: vdockerArgv, listen: { address: listenAddress, port: 1 } },
   });
 }
 
+interface PodNics {
+  network: LaunchNetwork;
+  /** kraud0, the restricted control NIC, carries vdocker's forward (else the one user-mode NIC does). */
+  control: boolean;
+  qemu: QemuOptions['network'];
+  /** What qemu is started through (krd-tapfd for a tap in the container's namespace). */
+  wrap: string[];
+}
+
+/** The guest's NICs; for krd's networks, the tap set up in the container's namespace. */
+async function podNics(o: BootOptions): Promise<PodNics> {
+  const user = USER_NETWORK.mode === 'static' ? USER_NETWORK.mac : '';
+  if (o.network.mode === 'user') return { network: USER_NETWORK, control: false, qemu: { mode: 'user', mac: user, forwards: [] }, wrap: [] };
+  if (o.network.mode === 'none') return { network: { mode: 'none' }, control: true, qemu: { mode: 'none' }, wrap: [] };
+  const path = o.network.path;
+  const link = await readLink(path, VETH);
+  await redirectToTap(path, VETH, TAP, link.mtu);
+  return {
+    network: { mode: 'static', mac: link.mac, address: link.address, ...(link.gateway ? { gateway: link.gateway } : {}), dns: [] },
+    control: true,
+    qemu: { mode: 'tap', mac: link.mac, fd: 3 },
+    wrap: [TAPFD, path, TAP],
+  };
+}
+
 /** Boots the pod in `dir` (created here) and waits until its vdocker answers. */
 export async function bootPod(dir: string, o: BootOptions): Promise<PodRecord> {
   const [imageDisk, tools] = await Promise.all([o.disks.image(o.image), o.disks.toolsDisk()]);
+  const nics = await podNics(o);
+  try {
+    return await bootWith(dir, o, nics, [imageDisk, tools]);
+  } catch (err) {
+    if (o.network.mode === 'netns') await removeTap(o.network.path, VETH, TAP);
+    throw err;
+  }
+}
+
+async function bootWith(dir: string, o: BootOptions, nics: PodNics, [imageDisk, tools]: string[]): Promise<PodRecord> {
   const assets = guestAssets();
-  const spec = podLaunchSpec(o, vdockerArgv(), GUEST_ADDRESS);
+  const listen = nics.control ? CONTROL.guest : USER_NETWORK.mode === 'static' ? USER_NETWORK.address.split('/')[0] : '';
+  const spec = podLaunchSpec(o, vdockerArgv(), listen, nics);
   const secret = spec.secret;
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.img'), configDisk(spec), { mode: 0o600 });
-  const mac = USER_NETWORK.mode === 'static' ? USER_NETWORK.mac : '52:54:00:12:34:56';
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
+    const forwards = [{ host: port, guest: 1, proto: 'tcp' as const }];
     const args = qemuArgs({
       accel: o.accel,
       kernel: assets.kernel,
@@ -173,7 +233,8 @@ export async function bootPod(dir: string, o: BootOptions): Promise<PodRecord> {
       ],
       consoleFile: join(dir, 'console.log'),
       ioSocket: 'null',
-      network: { mode: 'user', mac, forwards: [{ host: port, guest: 1, proto: 'tcp' }] },
+      network: nics.qemu.mode === 'user' ? { ...nics.qemu, forwards } : nics.qemu,
+      ...(nics.control ? { control: { ...CONTROL, forwards } } : {}),
       // KRAUD_VM_DEBUG=1: the guest kernel's messages too, in the pod's console.log
       quiet: !process.env.KRAUD_VM_DEBUG,
     });
@@ -184,11 +245,12 @@ export async function bootPod(dir: string, o: BootOptions): Promise<PodRecord> {
     if (io >= 0) args[io] = 'file,id=io,path=/dev/null';
     const errFile = join(dir, 'qemu.log');
     const errFd = openSync(errFile, 'w');
-    const child = spawn('qemu-system-x86_64', args, { detached: true, stdio: ['ignore', 'ignore', errFd] });
+    const argv = [...nics.wrap, 'qemu-system-x86_64', ...args];
+    const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', 'ignore', errFd] });
     closeSync(errFd);
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('spawn', () => resolve(child.pid!));
-      child.once('error', (err) => reject(new KrError('unavailable', `qemu-system-x86_64: ${err.message}`)));
+      child.once('error', (err) => reject(new KrError('unavailable', `${argv[0]}: ${err.message}`)));
     });
     child.unref();
     const pod: PodRecord = { id: o.id, secret, port, pid, accel: o.accel };

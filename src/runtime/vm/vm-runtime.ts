@@ -3,21 +3,43 @@
 // State lives under the root dir: <root>/pods/<id>/ (pod.json, config disk, console log) and
 // <root>/disks/ (image and tools disks, cached). krd never learns it talks to a VM.
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { withDefaultPath } from '../../image/container-env.ts';
 import { isKrError, KrError, withContext } from '../../util/errors.ts';
 import { chooseAccel, type Accel } from '../../vm/qemu.ts';
-import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, PathStat, ProcessState, PutArchiveOptions, Runtime, RuntimeProcess, Stats, Stdio, TopResult, ExitStatus } from '../runtime.ts';
+import type { Container, ContainerSpec, ExecSpec, MountSpec, LogEntry, LogOptions, PathStat, ProcessState, PutArchiveOptions, Runtime, RuntimeProcess, Stats, Stdio, TopResult, ExitStatus } from '../runtime.ts';
 import { signalNumber } from '../signals.ts';
-import { alive, bootPod, endpointOf, killPod, PodDisks, readPod, type PodLauncher, type PodRecord } from './pod-vm.ts';
+import type { LaunchEtc } from '../../vm/launch-spec.ts';
+import { alive, bootPod, endpointOf, killPod, PodDisks, readPod, type PodLauncher, type PodNetwork, type PodRecord } from './pod-vm.ts';
 import { entryOf, stdioOver, ttyEntries } from './streams.ts';
 import { call, callJson, demux, hijack, passThrough, stream, type Endpoint } from './vdocker-client.ts';
 import { exitOf, VmExec } from './vm-exec.ts';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const NETWORK_FILES = ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'];
+
+/**
+ * krd's network files (hosts, resolv.conf; bound into ns containers) travel to the guest in the
+ * launch spec instead: init writes them and vdocker binds them into the pod's containers. The
+ * hostname file is the launch spec's hostname.
+ */
+async function etcOf(mounts: MountSpec[]): Promise<LaunchEtc> {
+  const text = (target: string) => {
+    const m = mounts.find((x) => x.type === 'bind' && x.target === target);
+    return m && m.type === 'bind' ? readFile(m.source, 'utf8').catch(() => undefined) : undefined;
+  };
+  const [hosts, resolvConf] = await Promise.all([text('/etc/hosts'), text('/etc/resolv.conf')]);
+  return { ...(hosts !== undefined ? { hosts } : {}), ...(resolvConf !== undefined ? { resolvConf } : {}) };
+}
+
+/** krd's network namespace (bridge, user networks) becomes the VM's eth0; host: the VM's own network. */
+function podNetworkOf(n: ContainerSpec['network']): PodNetwork {
+  if (n === undefined || n === 'none') return { mode: 'none' };
+  if (n === 'host') return { mode: 'user' };
+  return { mode: 'netns', path: n.netnsPath };
+}
 
 export interface VmRuntimeOptions {
   accel?: Accel;
@@ -69,12 +91,12 @@ export class VmRuntime implements Runtime {
     if (existsSync(dir)) throw new KrError('conflict', `container ${spec.id} already exists`);
     if (!('image' in spec.rootfs)) throw new KrError('invalid', 'the vm runtime runs images, not host directories');
     if (spec.args.length === 0) throw new KrError('invalid', 'no command given');
-    // krd's network files (hosts, resolv.conf, hostname) describe the host's bridge: the pod is on
-    // its VM's own network instead. Other binds would need shared directories into the VM.
+    const etc = await etcOf(spec.mounts ?? []);
     const mounts = (spec.mounts ?? []).filter((m) => !(m.type === 'bind' && NETWORK_FILES.includes(m.target)));
     if (mounts.some((m) => m.type === 'bind')) throw new KrError('invalid', 'bind mounts are not supported in VM pods yet (no shared directories into the VM)');
-    // a network namespace of the host (krd's bridge) cannot be joined from a VM: the pod uses the VM's
-    const network = spec.network === undefined || spec.network === 'none' ? 'none' : 'host';
+    const podNetwork = podNetworkOf(spec.network);
+    // the pod's container shares the VM's network (eth0 on krd's bridge, or the VM's own); none: lo only
+    const network = podNetwork.mode === 'none' ? 'none' : 'host';
     const mem = spec.resources?.memoryBytes ? Math.max(128, Math.ceil(spec.resources.memoryBytes / 2 ** 20)) + 256 : this.memoryMiB;
     const cpus = spec.resources?.nanoCpus ? Math.max(1, Math.ceil(spec.resources.nanoCpus / 1e9)) : 1;
     await mkdir(join(this.root, 'pods'), { recursive: true });
@@ -82,7 +104,7 @@ export class VmRuntime implements Runtime {
     try {
       await mkdir(dir);
       await writeFile(join(dir, 'container.json'), JSON.stringify({ tty: !!spec.tty, openStdin: !!spec.openStdin }));
-      pod = await this.launch(dir, { id: spec.id, image: spec.rootfs.image, disks: this.disks, accel: this.accel, memoryMiB: mem, cpus, readyTimeoutMs: this.accel === 'kvm' ? 60_000 : 300_000 });
+      pod = await this.launch(dir, { id: spec.id, image: spec.rootfs.image, disks: this.disks, accel: this.accel, memoryMiB: mem, cpus, readyTimeoutMs: this.accel === 'kvm' ? 60_000 : 300_000, network: podNetwork, hostname: spec.hostname, etc });
       const body = {
         id: spec.id,
         image: 0,
