@@ -56,9 +56,12 @@ describe('krd --runtime vm with the docker CLI', () => {
     assert.equal(await fsp.readFile(join(out, 'back.txt'), 'utf8'), 'copied in\n');
   });
 
-  test('docker run --rm -i in a pod of its own: stdin in, output and exit code out (attach)', () => {
-    const r = f.krd.docker(['run', '--rm', '-i', f.img, 'sh', '-c', 'read x; echo "got $x"; echo err >&2; exit 5'], { input: 'piped\n', timeout: 600_000 });
-    assert.equal(r.stdout, 'got piped\n', r.stderr);
+  test('docker run --rm -i --network none in a pod of its own: stdin in, output and exit code out (attach); lo is its only interface', () => {
+    const r = f.krd.docker(['run', '--rm', '-i', '--network', 'none', f.img, 'sh', '-c', 'read x; echo "got $x"; cat /proc/net/dev; echo err >&2; exit 5'], { input: 'piped\n', timeout: 600_000 });
+    const [first, ...dev] = r.stdout.split('\n');
+    assert.equal(first, 'got piped', r.stderr);
+    // /proc/net/dev: two header lines, then one "name: counters" line per interface
+    assert.deepEqual(dev.slice(2).filter(Boolean).map((l) => l.split(':')[0].trim()), ['lo']);
     assert.equal(r.stderr, 'err\n');
     assert.equal(r.code, 5);
   });
