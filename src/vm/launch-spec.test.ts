@@ -52,6 +52,10 @@ test('bad specs are one "launch spec: …" line naming the field', () => {
     [(s) => (s.resources.memoryMiB = 10), /memoryMiB/],
     [(s) => ((s.network as { address: string }).address = '10.0.2.300/24'), /not an IPv4 address/],
     [(s) => (s.vdocker = { argv: ['node'], listen: { address: '0.0.0.0', port: 1 } }), /argv\[0\] must be an absolute path/],
+    [(s) => (s.control = { mac: '52:54:00:12:34:56', address: '169.254.253.15/24' }), /control\.mac must differ/],
+    [(s) => (s.control = { mac: '52:54:00:00:00:09', address: '169.254.253.15' }), /control\.address: not an IPv4 address\/prefix/],
+    [(s) => (s.etc = { hosts: 'a\0b' }), /etc\.hosts must be text without NUL/],
+    [(s) => (s.etc = { resolvConf: 'x'.repeat(70_000) }), /etc\.resolvConf must be text without NUL, at most 64 KiB/],
   ];
   for (const [mutate, msg] of cases) {
     const s = clone();
@@ -77,4 +81,14 @@ test('config disk: header, the JSON, then KEY\\0VALUE\\0 pairs; padded to 512', 
     assert.ok(pairs.some(([k, v]) => k === want[0] && v === want[1]), `plan lacks ${want.join('=')}`);
   }
   assert.ok(disk.subarray(m[0].length + Number(m[1]) + Number(m[2])).every((b) => b === 0));
+});
+
+test('krd\'s pods: the control NIC and the host\'s /etc files reach the init plan; MACs name the NICs', () => {
+  const s: LaunchSpec = { ...clone(), control: { mac: '52:54:00:6b:72:64', address: '169.254.253.15/24' }, etc: { hosts: '127.0.0.1\tlocalhost\n10.77.0.2\tpod\n', resolvConf: 'nameserver 10.77.0.1\n' } };
+  assert.deepEqual(validateLaunchSpec(JSON.parse(JSON.stringify(s))), s);
+  const parts = initPlan(s).toString().split('\0').slice(0, -1);
+  const pairs = parts.flatMap((_, i) => (i % 2 ? [] : [[parts[i], parts[i + 1]]]));
+  for (const want of [['mac', '52:54:00:12:34:56'], ['ctlmac', '52:54:00:6b:72:64'], ['ctladdr', '169.254.253.15/24'], ['hosts', s.etc!.hosts!], ['resolv', 'nameserver 10.77.0.1\n']]) {
+    assert.ok(pairs.some(([k, v]) => k === want[0] && v === want[1]), `plan lacks ${want[0]}`);
+  }
 });
