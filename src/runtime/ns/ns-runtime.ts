@@ -124,6 +124,7 @@ export class NsRuntime implements Runtime {
       const saved: SavedState = { id: spec.id, lower, tty: !!spec.tty, openStdin: !!spec.openStdin, cgroups, caps, mountArgs };
       saved.shim = { args: [dir, ...this.processArgs(lower, spec, saved), ...args, '--', ...spec.args], env: withDefaultPath(spec.env ?? []) };
       await writeFile(join(dir, 'state.json'), JSON.stringify(saved));
+      this.known.set(spec.id, saved);
       await (slot ? claim(slot.slot, saved.shim) : spawnShim(saved.shim.args, saved.shim.env));
       return new NsContainer(this, dir, saved);
     } catch (err) {
@@ -143,11 +144,29 @@ export class NsRuntime implements Runtime {
     return args;
   }
 
+  /**
+   * Saved states read or written by this object: krd reattaches on every request about a
+   * container (attach, start, wait, delete…), and each read of state.json cost three trips
+   * through the thread pool. A dir that is gone (deleted, by this object or another) is not used.
+   */
+  private readonly known = new Map<string, SavedState>();
+
   async reattach(id: string): Promise<Container> {
     const dir = this.dirOf(id);
+    const cached = this.known.get(id);
+    if (cached && existsSync(dir)) return new NsContainer(this, dir, cached);
     const text = await readFile(join(dir, 'state.json'), 'utf8').catch(() => null);
-    if (text === null) throw new KrError('not-found', `no such container: ${id}`);
-    return new NsContainer(this, dir, JSON.parse(text) as SavedState);
+    if (text === null) {
+      this.known.delete(id);
+      throw new KrError('not-found', `no such container: ${id}`);
+    }
+    const saved = JSON.parse(text) as SavedState;
+    this.known.set(id, saved);
+    return new NsContainer(this, dir, saved);
+  }
+
+  forget(id: string): void {
+    this.known.delete(id);
   }
 
   async list(): Promise<string[]> {
@@ -291,6 +310,7 @@ class NsContainer extends ShimProcess implements Container {
       await exited;
     }
     await this.runtime.views.idle(this.id);
+    this.runtime.forget(this.id);
     await Promise.all([removeCgroups(this.saved.cgroups), this.runtime.discard(this.dir)]);
   }
 }
