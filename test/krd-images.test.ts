@@ -204,7 +204,8 @@ describe('krd images with the docker CLI', () => {
     const old = krd;
     krd = again;
     await old.stop();
-    assert.ok(took < 5000, `restart took ${took} ms`);
+    // "within seconds", with room for a busy machine (make test runs VM tests beside this one)
+    assert.ok(took < 10_000, `restart took ${took} ms`);
     assert.equal(krd.docker(['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}']).stdout, before);
     // A second krd on the same live socket refuses to start.
     const clash = spawnSync(KRD_BIN, ['-H', `unix://${krd.socket}`, '--data-root', join(work, 'other')], { encoding: 'utf8', timeout: 10_000 });

@@ -28,9 +28,9 @@ function inspect(name: string, format: string): string {
   return f.krd.docker(['inspect', '--format', format, name]).stdout.trim();
 }
 
-/** Polls until check() returns a truthy value (10 s at most). */
+/** Polls until check() returns a truthy value (30 s at most: make test runs VM tests beside these). */
 async function eventually<T>(what: string, check: () => T | undefined | false): Promise<T> {
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 30_000;
   for (;;) {
     const v = check();
     if (v) return v;
