@@ -129,6 +129,40 @@ describe('krd lifecycle', { concurrency: true }, () => {
     assert.equal(krd.docker(['rm', '-f', 'al1']).code, 0);
   });
 
+  test('logs -f, attach and wait end at an exit even when the policy restarts the container, as dockerd 20.10 and docker 27 do', async () => {
+    // Compared side by side with a real dockerd 20.10 (docker.io): its log driver is closed at each
+    // exit, which ends every follower and attach; the next run gets a new one (docker/cli#5305).
+    const { krd, img } = f;
+    assert.equal(krd.docker(['run', '-d', '--restart', 'always', '--name', 'lf1', img, 'sh', '-c', 'echo run; sleep 8']).code, 0);
+    await eventually('the first run to print', () => krd.docker(['logs', 'lf1']).stdout === 'run\n');
+    const follow = (args: string[]) => {
+      const p = spawn('docker', args, { env: krd.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+      return { p, out: () => out, exited };
+    };
+    const logs = follow(['logs', '-f', 'lf1']);
+    const attach = follow(['attach', '--no-stdin', 'lf1']);
+    const wait = follow(['wait', 'lf1']);
+    try {
+      // following (not ended at once: the run has seconds to go)
+      await sleep(500);
+      assert.deepEqual([logs, attach, wait].map((f) => f.p.exitCode), [null, null, null]);
+      for (const [what, f] of [['logs -f', logs], ['attach', attach], ['wait', wait]] as const) {
+        assert.notEqual(await Promise.race([f.exited, sleep(30_000).then(() => 'timeout')]), 'timeout', `${what} did not end at the exit`);
+      }
+      assert.equal(logs.out(), 'run\n');
+      assert.equal(wait.out().trim(), '0');
+      // and the container did not stop for good: the policy starts it again
+      await eventually('the second run', () => Number(inspect('lf1', '{{.RestartCount}}')) >= 1);
+      assert.match(inspect('lf1', '{{.State.Status}}'), /^(running|restarting)$/);
+    } finally {
+      for (const f of [logs, attach, wait]) f.p.kill('SIGKILL');
+    }
+    assert.equal(krd.docker(['rm', '-f', 'lf1']).code, 0);
+  });
+
   test('pause/unpause: a counter stops advancing while paused; stop and rm -f of a paused container', async () => {
     const { krd, img } = f;
     assert.equal(krd.docker(['run', '-d', '--name', 'pz1', img, 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done']).code, 0);
