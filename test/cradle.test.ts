@@ -37,6 +37,19 @@ function run(args: string[], extraEnv: Record<string, string> = {}): Promise<{ c
   });
 }
 
+/** The pid of a qemu whose command line names dir (0: none). */
+function qemuOf(dir: string): number {
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (argv[0].endsWith('qemu-system-x86_64') && argv.some((a) => a.includes(`${dir}/`))) return Number(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return 0;
+}
+
 /** The accelerator line of `cradle run --timings`, printed so the test log says what was used. */
 function accelOf(err: string): string {
   const m = /^accel: (kvm|tcg)$/m.exec(err);
@@ -73,6 +86,26 @@ describe('cradle', { concurrency: true }, () => {
     assert.equal(r.out, 'hello from the pod\n1000\n'.repeat(3), r.err);
     assert.equal(r.code, 7, r.err);
     for (const p of ['qemu spawned', 'kernel entered', 'init started', 'disks ready', "container exec'd", 'first output', 'total']) assert.match(r.err, new RegExp(`^${p}: \\d+ ms$`, 'm'));
+  });
+
+  test('a boot that stalls before init (qemu frozen: idle, as a stalled guest is) is ended after 30 s idle and booted again', async () => {
+    const dir = path.join(work, 'vm-stall');
+    const s = await run(['summon', dir, archive, '--mem', '128m', '--', 'echo after a stall']);
+    assert.equal(s.code, 0, s.err);
+    const running = run(['run', dir, '--timings']);
+    // the first qemu of this pod, frozen at once (long before its guest could reach init)
+    let frozen = 0;
+    for (let i = 0; i < 1500 && !frozen; i++) {
+      frozen = qemuOf(dir);
+      if (!frozen) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(frozen, 'no qemu for the pod appeared');
+    process.kill(frozen, 'SIGSTOP');
+    const r = await running;
+    accelOf(r.err);
+    assert.match(r.err, /^cradle: cradle run: the guest stalled in its boot \(qemu idle for \d+ s before init; accel (kvm|tcg)\): booting it again \(attempt 2 of 3\)$/m);
+    assert.equal(r.out, 'after a stall\n', r.err);
+    assert.equal(r.code, 0, r.err);
   });
 
   test('a pod of two containers from a signed bali file talks over localhost; -e and -v (virtiofs) apply', async () => {

@@ -97,6 +97,7 @@ async function runCmd(args: string[]): Promise<void> {
       accel,
       debug: values.debug,
       onPhase: values.timings ? (p, ms) => say(`${p}: ${Math.round(ms)} ms`) : undefined,
+      onRetry: (message) => say(`cradle: ${message}`),
     });
     for (const e of r.errors) say(`cradle: ${e}`);
     process.exitCode = r.exitCode;

@@ -13,6 +13,7 @@ import type { Writable } from 'node:stream';
 import { KrError } from '../util/errors.ts';
 import { guestAssets } from './assets.ts';
 import { readPodDir } from './pod-dir.ts';
+import { watchForStall } from './boot-watch.ts';
 import { chooseAccel, qemuArgs, type Accel } from './qemu.ts';
 
 const MAX_FRAME = 1 << 20;
@@ -27,6 +28,8 @@ export interface RunOptions {
   accel?: Accel;
   /** Called once per phase with ms since this process started. */
   onPhase?: (phase: string, ms: number) => void;
+  /** Told when a boot stalled and the VM is booted again (see boot-watch.ts). */
+  onRetry?: (message: string) => void;
   /** Print the guest console (kernel + init) to stderr instead of DIR/console.log. */
   debug?: boolean;
 }
@@ -40,7 +43,24 @@ export interface RunResult {
 
 const GUEST_PHASES: Record<string, string> = { init: 'init started', disks: 'disks ready', exec: "container exec'd" };
 
+/** Boots of one run when the guest stalls before init (each stall costs its idle window, 30 s). */
+const BOOT_ATTEMPTS = 3;
+
+/** A boot that stalled before init (boot-watch.ts): nothing ran yet, so booting again is safe. */
+class BootStalled extends KrError {}
+
 export async function runPod(dir: string, opts: RunOptions): Promise<RunResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await bootAndRun(dir, opts);
+    } catch (err) {
+      if (!(err instanceof BootStalled) || attempt >= BOOT_ATTEMPTS || opts.signal?.aborted) throw err;
+      opts.onRetry?.(`${err.message}: booting it again (attempt ${attempt + 1} of ${BOOT_ATTEMPTS})`);
+    }
+  }
+}
+
+async function bootAndRun(dir: string, opts: RunOptions): Promise<RunResult> {
   dir = resolve(dir);
   const pod = await readPodDir(dir);
   const assets = guestAssets();
@@ -148,7 +168,17 @@ export async function runPod(dir: string, opts: RunOptions): Promise<RunResult> 
       ok(null);
     });
   });
-  qemu.on('spawn', () => phase('qemu spawned', performance.now()));
+  // A boot that stalls (src/vm/README.md): qemu idle before init, ended at once and booted again.
+  let stalled: string | null = null;
+  let stopWatch = () => {};
+  qemu.on('spawn', () => {
+    phase('qemu spawned', performance.now());
+    stopWatch = watchForStall(qemu.pid!, (idleMs) => {
+      if (booted) return;
+      stalled = `the guest stalled in its boot (qemu idle for ${Math.round(idleMs / 1000)} s before init; accel ${accel})`;
+      qemu.kill('SIGKILL');
+    });
+  });
 
   // A guest that never reaches init (a hung boot; KVM that only pretends to work) must not hang run.
   let booted = false;
@@ -172,6 +202,7 @@ export async function runPod(dir: string, opts: RunOptions): Promise<RunResult> 
   if (opts.signal?.aborted) onAbort();
   try {
     const code = await exited;
+    if (stalled !== null && exitCode === null) throw new BootStalled('unavailable', `cradle run: ${stalled}`);
     phase('total', performance.now());
     if (exitCode === null && firstExit !== null) exitCode = firstExit;
     if (exitCode === null) {
@@ -180,6 +211,7 @@ export async function runPod(dir: string, opts: RunOptions): Promise<RunResult> 
     }
     return { exitCode, accel, errors };
   } finally {
+    stopWatch();
     clearTimeout(bootTimer);
     opts.signal?.removeEventListener('abort', onAbort);
     io?.destroy();

@@ -29,6 +29,7 @@ import { KrError } from '../../util/errors.ts';
 import { guestAssets } from '../../vm/assets.ts';
 import { configDisk } from '../../vm/config-disk.ts';
 import { USER_NETWORK, validateLaunchSpec, type LaunchEtc, type LaunchNetwork, type LaunchSpec } from '../../vm/launch-spec.ts';
+import { watchForStall } from '../../vm/boot-watch.ts';
 import { qemuArgs, type Accel, type QemuOptions } from '../../vm/qemu.ts';
 import { readLink, redirectToTap, removeTap } from '../../net/tap-redirect.ts';
 import { RootfsCache } from '../ns/rootfs-cache.ts';
@@ -256,26 +257,42 @@ async function bootWith(dir: string, o: BootOptions, nics: PodNics, [imageDisk, 
     const pod: PodRecord = { id: o.id, secret, port, pid, accel: o.accel };
     await writeFile(join(dir, 'pod.json.tmp'), JSON.stringify(pod), { mode: 0o600 });
     await rename(join(dir, 'pod.json.tmp'), join(dir, 'pod.json'));
-    const ready = await waitReady(pod, o.readyTimeoutMs);
+    const ready = await waitReady(pod, o.readyTimeoutMs, { stalls: true });
     if (ready === true) return pod;
+    if (ready === 'stalled' && attempt < 2) {
+      // nothing ran in it yet: boot it again, once the old qemu has let go of its devices (a tap)
+      killPod(pod);
+      for (let i = 0; i < 100 && alive(pod.pid); i++) await new Promise((r) => setTimeout(r, 50));
+      continue;
+    }
     const log = (await readFile(errFile, 'utf8').catch(() => '')).trim();
     if (ready === 'exited' && /hostfwd|Could not set up host forwarding/.test(log) && attempt < 3) continue; // the port was taken meanwhile
     killPod(pod);
-    throw new KrError('unavailable', `pod ${o.id.slice(0, 12)} (accel ${o.accel}): ${ready === 'exited' ? `qemu exited: ${log.split('\n').pop() || 'no message'}` : `vdocker did not answer within ${o.readyTimeoutMs / 1000} s`} (see ${dir}/console.log)`);
+    throw new KrError('unavailable', `pod ${o.id.slice(0, 12)} (accel ${o.accel}): ${ready === 'exited' ? `qemu exited: ${log.split('\n').pop() || 'no message'}` : ready === 'stalled' ? 'the guest stalled in its boot three times (qemu idle for 30 s before vdocker answered)' : `vdocker did not answer within ${o.readyTimeoutMs / 1000} s`} (see ${dir}/console.log)`);
   }
 }
 
-/** true once vdocker answers /_ping; 'exited' if its process is gone; 'timeout'. */
-export async function waitReady(pod: PodRecord, timeoutMs: number): Promise<true | 'exited' | 'timeout'> {
+/**
+ * true once vdocker answers /_ping; 'exited' if its process is gone; 'timeout'; with `stalls`,
+ * 'stalled' when qemu went idle before that (a boot that stalls, src/vm/boot-watch.ts).
+ */
+export async function waitReady(pod: PodRecord, timeoutMs: number, o: { stalls?: boolean } = {}): Promise<true | 'exited' | 'timeout' | 'stalled'> {
   const ep = endpointOf(pod);
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!alive(pod.pid)) return 'exited';
-    const ok = await call(ep, 'GET', '/_ping', { deadlineMs: 2000 }).then(() => true, () => false);
-    if (ok) return true;
-    await new Promise((r) => setTimeout(r, 100));
+  let stalled = false;
+  const stopWatch = o.stalls ? watchForStall(pod.pid, () => (stalled = true)) : () => {};
+  try {
+    while (Date.now() < deadline) {
+      if (stalled) return 'stalled';
+      if (!alive(pod.pid)) return 'exited';
+      const ok = await call(ep, 'GET', '/_ping', { deadlineMs: 2000 }).then(() => true, () => false);
+      if (ok) return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return 'timeout';
+  } finally {
+    stopWatch();
   }
-  return 'timeout';
 }
 
 export function killPod(pod: PodRecord): void {
