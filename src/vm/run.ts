@@ -95,6 +95,7 @@ async function bootAndRun(dir: string, opts: RunOptions): Promise<RunResult> {
         } else if (type === F.timing) {
           const [name, at, sent] = payload.toString('latin1').split(' ');
           booted = true;
+          stopWatch();
           if (offsetMs === null && Number(sent) > 0) {
             offsetMs = performance.now() - Number(sent) / 1e6;
             phase('kernel entered', Math.max(0, offsetMs));
