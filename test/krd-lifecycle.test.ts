@@ -133,7 +133,9 @@ describe('krd lifecycle', { concurrency: true }, () => {
     // Compared side by side with a real dockerd 20.10 (docker.io): its log driver is closed at each
     // exit, which ends every follower and attach; the next run gets a new one (docker/cli#5305).
     const { krd, img } = f;
-    assert.equal(krd.docker(['run', '-d', '--restart', 'always', '--name', 'lf1', img, 'sh', '-c', 'echo run; sleep 8']).code, 0);
+    // each run prints, then waits until the test lets it end (the file is gone again for the next run)
+    const script = 'echo run; until [ -e /tmp/go ]; do sleep 0.1; done; rm /tmp/go';
+    assert.equal(krd.docker(['run', '-d', '--restart', 'always', '--name', 'lf1', img, 'sh', '-c', script]).code, 0);
     await eventually('the first run to print', () => krd.docker(['logs', 'lf1']).stdout === 'run\n');
     const follow = (args: string[]) => {
       const p = spawn('docker', args, { env: krd.env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -142,13 +144,17 @@ describe('krd lifecycle', { concurrency: true }, () => {
       const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
       return { p, out: () => out, exited };
     };
+    const since = stamp();
     const logs = follow(['logs', '-f', 'lf1']);
     const attach = follow(['attach', '--no-stdin', 'lf1']);
     const wait = follow(['wait', 'lf1']);
     try {
-      // following (not ended at once: the run has seconds to go)
-      await sleep(500);
+      // all three connected (the history printed, the attach event, a moment for the wait), following while the run lasts
+      await eventually('logs -f to print the history', () => logs.out() === 'run\n');
+      await eventually('the attach', () => krd.docker(['events', '--since', since, '--until', stamp(), '--filter', 'event=attach', '--filter', 'container=lf1', '--format', '{{.Action}}']).stdout.trim() === 'attach');
+      await sleep(1000);
       assert.deepEqual([logs, attach, wait].map((f) => f.p.exitCode), [null, null, null]);
+      assert.equal(krd.docker(['exec', 'lf1', 'sh', '-c', ': > /tmp/go']).code, 0);
       for (const [what, f] of [['logs -f', logs], ['attach', attach], ['wait', wait]] as const) {
         assert.notEqual(await Promise.race([f.exited, sleep(30_000).then(() => 'timeout')]), 'timeout', `${what} did not end at the exit`);
       }
