@@ -43,10 +43,12 @@ async function until(stream: Readable, pattern: RegExp, timeoutMs = 5000): Promi
 export interface ConformanceOptions {
   /** Features the runtime does not have yet: their tests are skipped with the reason given. */
   unsupported?: { bindMounts?: string; execReattach?: string };
+  /** How many tests run at once (default: all); a runtime whose containers are VMs bounds it. */
+  concurrency?: number;
 }
 
 export function runtimeConformance(name: string, makeRuntime: (stateDir: string) => Promise<Runtime>, fixture: () => Promise<ConformanceFixture>, opts: ConformanceOptions = {}): void {
-  describe(`runtime conformance: ${name}`, { concurrency: true }, () => {
+  describe(`runtime conformance: ${name}`, { concurrency: opts.concurrency ?? true }, () => {
     let stateDir: string;
     let rt: Runtime;
     let fx: ConformanceFixture;
@@ -226,12 +228,21 @@ export function runtimeConformance(name: string, makeRuntime: (stateDir: string)
       await r.c.delete();
     });
 
-    test('memory limit visible in the container cgroup', async () => {
+    test('memory limit visible in the container cgroup; top lists its processes as docker top does', async () => {
       const c = await rt.create(spec(['/bin/busybox', 'sleep', '30'], { resources: { memoryBytes: 64 * 1024 * 1024, pidsLimit: 50 } }));
       await c.start();
       const s = await c.stats();
       assert.equal(s.memory.limit, 64 * 1024 * 1024);
       assert.ok(s.pids >= 1);
+      const top = await c.top([]);
+      assert.deepEqual(top.titles, ['UID', 'PID', 'PPID', 'C', 'STIME', 'TTY', 'TIME', 'CMD']);
+      assert.equal(top.processes.length, 1);
+      assert.equal(top.processes[0][0], 'root');
+      assert.equal(top.processes[0][7], '/bin/busybox sleep 30');
+      const aux = await c.top(['aux']);
+      assert.equal(aux.titles[0], 'USER');
+      assert.equal(aux.titles.at(-1), 'COMMAND');
+      assert.match(aux.processes[0].at(-1)!, /sleep 30$/);
       await c.delete({ force: true });
     });
 

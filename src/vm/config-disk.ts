@@ -16,8 +16,9 @@ export function initPlan(spec: LaunchSpec): Buffer {
   pairs.push(['images', String(spec.images.length)]);
   for (const a of spec.vdocker?.argv ?? []) pairs.push(['vdocker', a]);
   // each shared host directory is mounted once (virtiofs) and bound into the containers using it
-  // (read-only in the guest when every use of it is; virtiofsd 7.2 has no read-only mode of its own)
+  // (read-only in the guest when every use of it is; the host enforces read-only too, ./virtiofs.ts)
   const writable = new Map<string, boolean>();
+  for (const sh of spec.shares ?? []) writable.set(sh.tag, !sh.readonly);
   for (const c of spec.containers) for (const m of c.mounts) if (m.type === 'share') writable.set(m.tag, (writable.get(m.tag) ?? false) || !m.readonly);
   for (const [t, w] of writable) pairs.push(['share', w ? t : `${t}:ro`]);
   for (const c of spec.containers) {

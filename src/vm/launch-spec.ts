@@ -54,6 +54,11 @@ export interface LaunchContainer {
   restartPolicy: RestartPolicy;
 }
 
+export interface LaunchShare {
+  tag: string;
+  readonly: boolean;
+}
+
 export interface LaunchImage {
   /** The image's manifest digest (sha256:…); the disk was built from its flattened rootfs. */
   digest: string;
@@ -104,6 +109,11 @@ export interface LaunchSpec {
   images: LaunchImage[];
   /** Started by init in order. May be empty only when vdocker runs (it creates containers on request). */
   containers: LaunchContainer[];
+  /**
+   * Host directories init mounts (virtiofs, at /run/cradle/shares/<tag>) whether or not a container
+   * above uses them: the ones vdocker binds into the containers it creates (krd's binds). Absent: none.
+   */
+  shares?: LaunchShare[];
   /**
    * The guest's Docker API server. init starts `argv` (paths inside the guest, typically on the
    * tools disk) once the containers have been started, with env KRAUD_LAUNCH=/run/cradle/launch.json.
@@ -263,6 +273,15 @@ export function validateLaunchSpec(v: unknown): LaunchSpec {
   }
   if (containers.length === 0 && !vdocker) bad('no containers and no vdocker: nothing to run');
   const network = validateNetwork(o.network);
+  let shares: LaunchShare[] | undefined;
+  if (o.shares !== undefined) {
+    if (!Array.isArray(o.shares) || o.shares.length > 64) bad('shares must be a list of at most 64');
+    shares = (o.shares as unknown[]).map((sh, i) => {
+      const t = (sh as Record<string, unknown>)?.tag;
+      if (!isStr(t) || !NAME.test(t) || t.length > 60) bad(`shares[${i}].tag must match ${NAME} (at most 60 characters)`);
+      return { tag: t as string, readonly: !!(sh as Record<string, unknown>).readonly };
+    });
+  }
   return {
     version: LAUNCH_SPEC_VERSION,
     podId: o.podId as string,
@@ -275,6 +294,7 @@ export function validateLaunchSpec(v: unknown): LaunchSpec {
     images,
     containers,
     ...(vdocker ? { vdocker } : {}),
+    ...(shares ? { shares } : {}),
   };
 }
 

@@ -3,7 +3,6 @@
 // is the first container's. Everything the guest sends is treated as hostile: frame sizes are
 // capped, unknown frames end the session, and the VM is killed if it does not stop.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,9 +14,9 @@ import { guestAssets } from './assets.ts';
 import { readPodDir } from './pod-dir.ts';
 import { watchForStall } from './boot-watch.ts';
 import { chooseAccel, qemuArgs, type Accel } from './qemu.ts';
+import { startShares } from './virtiofs.ts';
 
 const MAX_FRAME = 1 << 20;
-const VIRTIOFSD = '/usr/lib/qemu/virtiofsd';
 const F = { stdout: 1, stderr: 2, exit: 3, timing: 4, error: 5, done: 6, stop: 7 } as const;
 
 export interface RunOptions {
@@ -120,27 +119,12 @@ async function bootAndRun(dir: string, opts: RunOptions): Promise<RunResult> {
   };
   await new Promise<void>((ok, fail) => server.once('error', fail).listen(ioPath, ok));
 
-  // one virtiofsd per shared directory; it serves only that directory (chroot sandbox) and exits with qemu
-  const shares = pod.shares ?? [];
-  const daemons = shares.map((sh) => {
-    const socket = join(sockDir, `fs-${sh.tag}.sock`);
-    const opts2 = [`--socket-path=${socket}`, '-o', `source=${sh.source}`, '-o', 'cache=auto', '-o', 'sandbox=chroot'];
-    const d = spawn(VIRTIOFSD, opts2, { stdio: ['ignore', 'ignore', 'pipe'] });
-    d.stderr!.resume();
-    d.on('error', () => {});
-    return { tag: sh.tag, socket, d };
+  // one virtiofsd per shared directory (./virtiofs.ts); they exit with qemu
+  const daemons = await startShares(sockDir, pod.shares ?? [], { detached: false }).catch(async (err) => {
+    server.close();
+    await rm(sockDir, { recursive: true, force: true });
+    throw err;
   });
-  for (const { socket, tag } of daemons) {
-    for (let i = 0; !existsSync(socket); i++) {
-      if (i > 500) {
-        for (const { d } of daemons) d.kill('SIGKILL');
-        server.close();
-        await rm(sockDir, { recursive: true, force: true });
-        throw new KrError('unavailable', `virtiofsd for ${tag} did not start (${VIRTIOFSD})`);
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
   const args = qemuArgs({
     accel,
     kernel: assets.kernel,
@@ -152,7 +136,7 @@ async function bootAndRun(dir: string, opts: RunOptions): Promise<RunResult> {
     ioSocket: ioPath,
     network: pod.network.mode === 'user' && pod.spec.network.mode === 'static' ? { mode: 'user', mac: pod.spec.network.mac, forwards: pod.network.forwards } : { mode: 'none' },
     quiet: !opts.debug,
-    shares: daemons.map(({ tag, socket }) => ({ tag, socket })),
+    shares: daemons.map(({ tag, socket }) => ({ tag, socket: join(sockDir, socket) })),
   });
   // setpriv (util-linux) execs qemu with a parent-death signal: if cradle run itself is killed, the VM
   // goes with it instead of running on unseen (Node cannot set PR_SET_PDEATHSIG on a child itself)
@@ -217,7 +201,7 @@ async function bootAndRun(dir: string, opts: RunOptions): Promise<RunResult> {
     opts.signal?.removeEventListener('abort', onAbort);
     io?.destroy();
     server.close();
-    for (const { d } of daemons) d.kill('SIGKILL');
+    for (const { daemon } of daemons) daemon.kill('SIGKILL');
     await rm(sockDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -31,13 +31,19 @@ export interface CreateBody {
   /** 'none': the container gets its own network namespace; 'host' (default): the pod's, as the original. */
   network?: 'none' | 'host';
   resources?: Resources;
-  mounts?: MountSpec[];
+  mounts?: PodMount[];
   /** Shown by inspect: the image reference and docker's Config the host recorded. */
   imageRef?: string;
   config?: Partial<ContainerConfig>;
 }
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** A mount as the host asks for it: a tmpfs, or one of the pod's shared host directories (by tag). */
+export type PodMount = { type: 'tmpfs'; target: string } | { type: 'share'; tag: string; target: string; readonly: boolean; populate?: boolean };
+
+/** The pod's shared directories: where each tag is mounted here, and whether read-only. */
+export type PodShares = Map<string, { dir: string; readonly: boolean }>;
 
 /**
  * A pod container's HostConfig as inspect shows it. Restart policies are the host's business (krd
@@ -103,15 +109,26 @@ function resources(v: unknown): Resources | undefined {
   return out;
 }
 
-function mounts(v: unknown): MountSpec[] | undefined {
+function mounts(v: unknown): PodMount[] | undefined {
   if (v === undefined) return undefined;
   if (!Array.isArray(v)) bad('mounts must be a list');
   return v.map((m, i) => {
     const o = m as Record<string, unknown>;
-    if (!o || typeof o.target !== 'string' || !o.target.startsWith('/')) bad(`mounts[${i}].target must be an absolute path`);
-    // binds would name guest paths: only what the launch spec shares into the VM may be bound
-    if (o.type !== 'tmpfs') bad(`mounts[${i}]: only tmpfs mounts can be added to a running pod`);
-    return { type: 'tmpfs' as const, target: o.target as string };
+    if (!o || typeof o.target !== 'string' || !o.target.startsWith('/') || o.target.includes('\0')) bad(`mounts[${i}].target must be an absolute path`);
+    if (o.type === 'tmpfs') return { type: 'tmpfs' as const, target: o.target as string };
+    // binds name only what the launch spec shares into the VM (a tag), never a guest path
+    if (o.type !== 'share' || typeof o.tag !== 'string' || !ID.test(o.tag)) bad(`mounts[${i}]: a tmpfs, or a share with a tag`);
+    return { type: 'share' as const, tag: o.tag as string, target: o.target as string, readonly: bool(o.readonly, `mounts[${i}].readonly`), ...(o.populate === true ? { populate: true } : {}) };
+  });
+}
+
+/** The runtime's mounts: each share becomes a bind of the directory where it is mounted here. */
+function runtimeMounts(list: PodMount[] | undefined, shares: PodShares): MountSpec[] | undefined {
+  return list?.map((m) => {
+    if (m.type === 'tmpfs') return m;
+    const sh = shares.get(m.tag);
+    if (!sh) throw new KrError('invalid', `create: the pod has no shared directory ${m.tag}`);
+    return { type: 'bind', source: sh.dir, target: m.target, readonly: m.readonly || sh.readonly, ...(m.populate ? { populate: true } : {}) };
   });
 }
 
@@ -157,7 +174,7 @@ function etcBinds(etcDir: string | undefined): MountSpec[] {
 }
 
 /** Creates it in the runtime, then records it; a failed record removes the runtime's container. */
-export async function createInPod(runtime: Runtime, containers: ContainerService, imageDirs: string[], b: CreateBody, etcDir?: string): Promise<{ Id: string }> {
+export async function createInPod(runtime: Runtime, containers: ContainerService, imageDirs: string[], shares: PodShares, b: CreateBody, etcDir?: string): Promise<{ Id: string }> {
   const dir = imageDirs[b.image];
   if (dir === undefined) throw new KrError('invalid', `create: the pod has no image ${b.image}`);
   const name = b.name ?? b.id;
@@ -178,7 +195,7 @@ export async function createInPod(runtime: Runtime, containers: ContainerService
     capDrop: b.capDrop,
     network: b.network,
     resources: b.resources,
-    mounts: [...etcBinds(etcDir), ...(b.mounts ?? [])],
+    mounts: [...etcBinds(etcDir), ...(runtimeMounts(b.mounts, shares) ?? [])],
   };
   await runtime.create(spec);
   try {

@@ -61,6 +61,8 @@ const vd = await startVdocker({
   runtime: new NsRuntime(root),
   secret: spec.secret,
   images,
+  // mounted by init (virtiofs); on the host (tests) the launcher puts links to the directories there
+  shares: new Map((spec.shares ?? []).map((sh) => [sh.tag, { dir: join(root, 'shares', sh.tag), readonly: sh.readonly }])),
   containers: spec.containers.map((c) => ({
     id: c.name,
     name: c.name,

@@ -25,7 +25,7 @@ import { StateDb } from '../../engine/state/db.ts';
 import type { Runtime } from '../../runtime/runtime.ts';
 import { KrError } from '../../util/errors.ts';
 import { bearerCheck } from './auth.ts';
-import { createInPod, parseCreateBody, podHostConfig } from './create.ts';
+import { createInPod, parseCreateBody, podHostConfig, type PodShares } from './create.ts';
 
 export const VDOCKER_PORT = 1;
 export const VDOCKER_VERSION = '0.1.0-kraud-vdocker';
@@ -51,6 +51,8 @@ export interface VdockerOptions {
   port?: number;
   /** Root directories of the pod's images (launch spec images[N]), for containers the host creates. */
   images?: string[];
+  /** The pod's shared host directories (launch spec shares), by tag. */
+  shares?: PodShares;
   /** Where the records live (default in memory; a file lets a restarted vdocker keep exit codes). */
   statePath?: string;
   /** The directory with the pod's hosts, resolv.conf and hostname (init writes them), bound into the containers the host creates. */
@@ -131,7 +133,7 @@ export async function startVdocker(opts: VdockerOptions): Promise<Vdocker> {
   });
   containerRoutes(router, services, { create: false });
   router.add('POST', /^\/kraud\/containers$/, async ({ req, res }) => {
-    json(res, 201, await createInPod(opts.runtime, containers, opts.images ?? [], parseCreateBody(await readJson(req)), opts.etcDir));
+    json(res, 201, await createInPod(opts.runtime, containers, opts.images ?? [], opts.shares ?? new Map(), parseCreateBody(await readJson(req)), opts.etcDir));
   });
   // the runtime seam's own view, for the host's vm runtime: the process state (docker's inspect
   // shows the record, which stays "exited" between recreate and start) and recreate itself

@@ -5,7 +5,7 @@
 // part is covered by test/krd-vm.test.ts. Not a production path.
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KrError } from '../../util/errors.ts';
@@ -19,6 +19,9 @@ export async function bootHostPod(dir: string, o: BootOptions): Promise<PodRecor
   const secret = spec.secret;
   const launch = join(dir, 'launch.json');
   await writeFile(launch, JSON.stringify(spec), { mode: 0o600 });
+  // where vdocker finds the pod's shares (a VM's init mounts them there): links to the directories
+  await mkdir(join(dir, 'guest', 'shares'), { recursive: true });
+  for (const sh of o.shares ?? []) await symlink(sh.source, join(dir, 'guest', 'shares', sh.tag));
   const log = openSync(join(dir, 'vdocker.log'), 'w');
   // the launch file's path on the command line names the pod dir, as the runtime checks for a pod's pid
   const child = spawn(process.execPath, ['--no-warnings', MAIN, launch], {

@@ -17,7 +17,7 @@
 // needs to reach the pod again (port, secret, pid).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, openSync, closeSync } from 'node:fs';
+import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -32,6 +32,7 @@ import { USER_NETWORK, validateLaunchSpec, type LaunchEtc, type LaunchNetwork, t
 import { watchForStall } from '../../vm/boot-watch.ts';
 import { qemuArgs, type Accel, type QemuOptions } from '../../vm/qemu.ts';
 import { readLink, redirectToTap, removeTap } from '../../net/tap-redirect.ts';
+import { startShares, VIRTIOFSD, type Share } from '../../vm/virtiofs.ts';
 import { RootfsCache } from '../ns/rootfs-cache.ts';
 import { call, type Endpoint } from './vdocker-client.ts';
 import { toolsDisk, vdockerArgv } from './tools-disk.ts';
@@ -53,6 +54,8 @@ export interface PodRecord {
   accel: Accel;
   /** Deadline of a plain vdocker call (tests of a misbehaving guest shorten it). */
   deadlineMs?: number;
+  /** The pod's virtiofsd processes (they end with qemu; killed with it anyway). */
+  helpers?: number[];
 }
 
 export function endpointOf(p: PodRecord): Endpoint {
@@ -149,6 +152,8 @@ export interface BootOptions {
   hostname?: string;
   /** /etc/hosts and /etc/resolv.conf for the pod's containers, as krd wrote them. */
   etc?: LaunchEtc;
+  /** Host directories shared into the VM (virtiofs), mounted in the guest at /run/cradle/shares/<tag>. */
+  shares?: Share[];
 }
 
 export type PodNetwork = { mode: 'none' } | { mode: 'user' } | { mode: 'netns'; path: string };
@@ -171,6 +176,7 @@ export function podLaunchSpec(o: BootOptions, vdockerArgv: string[], listenAddre
     images: [{ digest: o.image.manifestDigest }],
     containers: [],
     vdocker: { argv: vdockerArgv, listen: { address: listenAddress, port: 1 } },
+    shares: (o.shares ?? []).map(({ tag, readonly }) => ({ tag, readonly })),
   });
 }
 
@@ -221,6 +227,8 @@ async function bootWith(dir: string, o: BootOptions, nics: PodNics, [imageDisk, 
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const forwards = [{ host: port, guest: 1, proto: 'tcp' as const }];
+    // in the pod dir, in their own sessions: like qemu, they outlive a krd restart
+    const shares = await startShares(dir, o.shares ?? [], { detached: true });
     const args = qemuArgs({
       accel: o.accel,
       kernel: assets.kernel,
@@ -234,6 +242,7 @@ async function bootWith(dir: string, o: BootOptions, nics: PodNics, [imageDisk, 
       ],
       consoleFile: join(dir, 'console.log'),
       ioSocket: 'null',
+      shares: shares.map(({ tag, socket }) => ({ tag, socket })),
       network: nics.qemu.mode === 'user' ? { ...nics.qemu, forwards } : nics.qemu,
       ...(nics.control ? { control: { ...CONTROL, forwards } } : {}),
       // KRAUD_VM_DEBUG=1: the guest kernel's messages too, in the pod's console.log
@@ -246,15 +255,20 @@ async function bootWith(dir: string, o: BootOptions, nics: PodNics, [imageDisk, 
     if (io >= 0) args[io] = 'file,id=io,path=/dev/null';
     const errFile = join(dir, 'qemu.log');
     const errFd = openSync(errFile, 'w');
+    // run in the pod dir: the virtiofs sockets are named relative to it (unix socket paths are short)
     const argv = [...nics.wrap, 'qemu-system-x86_64', ...args];
-    const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', 'ignore', errFd] });
+    const child = spawn(argv[0], argv.slice(1), { cwd: dir, detached: true, stdio: ['ignore', 'ignore', errFd] });
     closeSync(errFd);
+    const helpers = shares.map((sh) => sh.daemon.pid!).filter(Boolean);
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('spawn', () => resolve(child.pid!));
       child.once('error', (err) => reject(new KrError('unavailable', `${argv[0]}: ${err.message}`)));
+    }).catch((err) => {
+      for (const h of helpers) killHelper(h);
+      throw err;
     });
     child.unref();
-    const pod: PodRecord = { id: o.id, secret, port, pid, accel: o.accel };
+    const pod: PodRecord = { id: o.id, secret, port, pid, accel: o.accel, ...(helpers.length ? { helpers } : {}) };
     await writeFile(join(dir, 'pod.json.tmp'), JSON.stringify(pod), { mode: 0o600 });
     await rename(join(dir, 'pod.json.tmp'), join(dir, 'pod.json'));
     const ready = await waitReady(pod, o.readyTimeoutMs, { stalls: true });
@@ -266,7 +280,6 @@ async function bootWith(dir: string, o: BootOptions, nics: PodNics, [imageDisk, 
       continue;
     }
     const log = (await readFile(errFile, 'utf8').catch(() => '')).trim();
-    if (ready === 'exited' && /hostfwd|Could not set up host forwarding/.test(log) && attempt < 3) continue; // the port was taken meanwhile
     killPod(pod);
     throw new KrError('unavailable', `pod ${o.id.slice(0, 12)} (accel ${o.accel}): ${ready === 'exited' ? `qemu exited: ${log.split('\n').pop() || 'no message'}` : ready === 'stalled' ? 'the guest stalled in its boot three times (qemu idle for 30 s before vdocker answered)' : `vdocker did not answer within ${o.readyTimeoutMs / 1000} s`} (see ${dir}/console.log)`);
   }
@@ -301,6 +314,17 @@ export function killPod(pod: PodRecord): void {
   } catch {
     // gone already
   }
+  for (const h of pod.helpers ?? []) killHelper(h);
+}
+
+/** A virtiofsd of a pod, if that pid still is one (pids are reused after a krd restart). */
+function killHelper(pid: number): void {
+  try {
+    if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] !== VIRTIOFSD) return;
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
 }
 
 export async function readPod(dir: string): Promise<PodRecord | null> {
@@ -309,5 +333,6 @@ export async function readPod(dir: string): Promise<PodRecord | null> {
   // written by krd itself, but checked: a corrupt file must not send requests anywhere else
   const v = JSON.parse(text) as PodRecord;
   if (!v || typeof v.secret !== 'string' || !Number.isInteger(v.port) || v.port <= 0 || v.port > 65535 || !Number.isInteger(v.pid) || v.pid <= 1) return null;
+  if (v.helpers !== undefined && !(Array.isArray(v.helpers) && v.helpers.every((h) => Number.isInteger(h) && h > 1))) return null;
   return v;
 }

@@ -1,7 +1,8 @@
 // The tools disk (virtio-blk serial "kraud-tools", erofs, mounted by the guest's init at
 // /run/cradle/tools): what vdocker needs inside a pod VM, which the initramfs lacks — the pinned
 // node binary with the shared libraries it links (the initramfs has no libc), and kraud's own
-// TypeScript (node strips types at load). Made once per content digest (node + libs + src) and
+// code with its types stripped here, as .js: node's own stripping loads a WebAssembly compiler
+// (amaro) that took ≈ 5 s of vdocker's start in a TCG guest. Made once per content digest (node + libs + src) and
 // cached; mkfs.erofs gets fixed time stamps and UUID, so equal inputs give equal bytes.
 // Why node in the guest rather than a C vdocker: vdocker is krd's own route/service code (one copy
 // of docker's behaviour); it starts after the containers, so its start-up is not on the path to
@@ -11,6 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
+import { stripTypeScriptTypes } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KrError } from '../../util/errors.ts';
@@ -26,7 +28,7 @@ export const GUEST_TOOLS = '/run/cradle/tools';
 
 /** vdocker's command line inside the guest: the loader runs node, so no library path is baked in. */
 export function vdockerArgv(): string[] {
-  return [`${GUEST_TOOLS}/lib/ld-linux-x86-64.so.2`, '--library-path', `${GUEST_TOOLS}/lib`, `${GUEST_TOOLS}/bin/node`, '--no-warnings', `${GUEST_TOOLS}/app/src/guest/vdocker/main.ts`];
+  return [`${GUEST_TOOLS}/lib/ld-linux-x86-64.so.2`, '--library-path', `${GUEST_TOOLS}/lib`, `${GUEST_TOOLS}/bin/node`, '--no-warnings', `${GUEST_TOOLS}/app/src/guest/vdocker/main.js`];
 }
 
 /** The shared libraries node loads, as `ldd` resolves them on this host. */
@@ -49,6 +51,11 @@ async function* tsFiles(dir: string): AsyncGenerator<string> {
   }
 }
 
+/** A module as JavaScript: types stripped (positions kept), relative `.ts` specifiers made `.js`. */
+export function toJavaScript(ts: string): string {
+  return stripTypeScriptTypes(ts, { mode: 'strip' }).replace(/(['"])(\.{1,2}\/[^'"\n]*?)\.ts\1/g, '$1$2.js$1');
+}
+
 async function hashFile(h: ReturnType<typeof createHash>, file: string): Promise<void> {
   h.update(`${file}\0${(await stat(file)).size}\0`);
   for await (const c of createReadStream(file)) h.update(c as Buffer);
@@ -60,6 +67,7 @@ export async function toolsDisk(cacheDir: string): Promise<string> {
   const sources: string[] = [];
   for await (const f of tsFiles(join(REPO, 'src'))) sources.push(f);
   const h = createHash('sha256');
+  h.update('types stripped, .js\0'); // how the sources are laid out on the disk
   for (const f of [NODE_BIN, ...libs, ...(existsSync(TINI) ? [TINI] : []), SPAWNER, join(REPO, 'package.json'), ...sources]) await hashFile(h, f);
   const digest = h.digest('hex');
   const out = join(cacheDir, `tools-${digest.slice(0, 32)}.erofs`);
@@ -77,12 +85,12 @@ export async function toolsDisk(cacheDir: string): Promise<string> {
     // the ns runtime's spawner (dynamically linked: run through the loader above); the shim itself is the initramfs's static one
     await copyFile(SPAWNER, join(tree, 'bin/krd-spawner'));
     await mkdir(join(tree, 'app'));
-    // "type": "module" makes node read the .ts files as ES modules
+    // "type": "module" makes node read the .js files as ES modules
     await writeFile(join(tree, 'app/package.json'), await readFile(join(REPO, 'package.json')));
     for (const f of sources) {
-      const dest = join(tree, 'app', relative(REPO, f));
+      const dest = join(tree, 'app', relative(REPO, f)).replace(/\.ts$/, '.js');
       await mkdir(join(dest, '..'), { recursive: true });
-      await copyFile(f, dest);
+      await writeFile(dest, toJavaScript(await readFile(f, 'utf8')));
     }
     try {
       await run('mkfs.erofs', ['--quiet', '-T0', '-U', '00000000-0000-0000-0000-000000000000', join(tmp, 'disk'), tree], { maxBuffer: 1 << 20 });

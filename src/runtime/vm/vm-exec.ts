@@ -42,9 +42,12 @@ export class VmExec implements RuntimeProcess {
   private streamDone: Promise<void> | null = null;
   private exit: ExitStatus | null = null;
   private deleted = false;
+  private readonly forget: () => Promise<void>;
 
-  constructor(id: string, ep: Endpoint, execId: string, o: { tty: boolean; openStdin: boolean }) {
+  /** `forget` removes what lets a restarted krd find it again. */
+  constructor(id: string, ep: Endpoint, execId: string, o: { tty: boolean; openStdin: boolean }, forget: () => Promise<void>) {
     this.id = id;
+    this.forget = forget;
     this.ep = ep;
     this.execId = execId;
     this.tty = o.tty;
@@ -108,8 +111,9 @@ export class VmExec implements RuntimeProcess {
     throw new KrError('unavailable', `exec ${this.id}: signalling an exec is not supported in a VM pod`);
   }
 
-  /** Forgets it here (vdocker keeps its exec records in memory, gone with the pod). */
+  /** Forgets it on the host (vdocker keeps its exec records in memory, gone with the pod). */
   async delete(): Promise<void> {
     this.deleted = true;
+    await this.forget();
   }
 }

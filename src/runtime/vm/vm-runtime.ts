@@ -2,14 +2,16 @@
 // runs it; every Container call is a vdocker request with the pod secret (./vdocker-client.ts).
 // State lives under the root dir: <root>/pods/<id>/ (pod.json, config disk, console log) and
 // <root>/disks/ (image and tools disks, cached). krd never learns it talks to a VM.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { withDefaultPath } from '../../image/container-env.ts';
 import { isKrError, KrError, withContext } from '../../util/errors.ts';
 import { chooseAccel, type Accel } from '../../vm/qemu.ts';
-import type { Container, ContainerSpec, ExecSpec, MountSpec, LogEntry, LogOptions, PathStat, ProcessState, PutArchiveOptions, Runtime, RuntimeProcess, Stats, Stdio, TopResult, ExitStatus } from '../runtime.ts';
+import type { PodMount } from '../../guest/vdocker/create.ts';
+import type { Share } from '../../vm/virtiofs.ts';
+import type { Container, ContainerSpec, MountSpec, ExecSpec, LogEntry, LogOptions, PathStat, ProcessState, PutArchiveOptions, Runtime, RuntimeProcess, Stats, Stdio, TopResult, ExitStatus } from '../runtime.ts';
 import { signalNumber } from '../signals.ts';
 import type { LaunchEtc } from '../../vm/launch-spec.ts';
 import { alive, bootPod, endpointOf, killPod, PodDisks, readPod, type PodLauncher, type PodNetwork, type PodRecord } from './pod-vm.ts';
@@ -17,7 +19,15 @@ import { entryOf, stdioOver, ttyEntries } from './streams.ts';
 import { call, callJson, demux, hijack, passThrough, stream, type Endpoint } from './vdocker-client.ts';
 import { exitOf, VmExec } from './vm-exec.ts';
 
+/** <pod dir>/execs/<krd's exec id>.json */
+interface SavedExec {
+  vdockerId: string;
+  tty: boolean;
+  openStdin: boolean;
+}
+
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const VDOCKER_EXEC_ID = /^[A-Za-z0-9]{1,128}$/;
 const NETWORK_FILES = ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'];
 
 /**
@@ -62,6 +72,29 @@ function checkState(v: unknown): ProcessState {
   return { status: 'exited', exit };
 }
 
+/**
+ * Binds (docker's -v, --mount type=bind, named volumes) become virtiofs shares of the pod VM, one
+ * per bind, and vdocker binds the share into the container; tmpfs mounts pass as they are. Only
+ * directories can be shared.
+ */
+function sharedMounts(list: MountSpec[]): { shares: Share[]; mounts: PodMount[] } {
+  const shares: Share[] = [];
+  const mounts = list.map((m): PodMount => {
+    if (m.type !== 'bind') return m;
+    let dir = false;
+    try {
+      dir = statSync(m.source).isDirectory();
+    } catch {
+      throw new KrError('invalid', `bind source ${m.source}: it does not exist`);
+    }
+    if (!dir) throw new KrError('invalid', `bind source ${m.source}: only directories can be bound into a VM pod (virtiofs shares directories)`);
+    const tag = `b${shares.length}`;
+    shares.push({ tag, source: m.source, readonly: !!m.readonly });
+    return { type: 'share', tag, target: m.target, readonly: !!m.readonly, ...(m.populate ? { populate: true } : {}) };
+  });
+  return { shares, mounts };
+}
+
 /** docker's unix-seconds time parameter. */
 const secs = (d: Date) => (d.getTime() / 1000).toFixed(3);
 
@@ -92,8 +125,8 @@ export class VmRuntime implements Runtime {
     if (!('image' in spec.rootfs)) throw new KrError('invalid', 'the vm runtime runs images, not host directories');
     if (spec.args.length === 0) throw new KrError('invalid', 'no command given');
     const etc = await etcOf(spec.mounts ?? []);
-    const mounts = (spec.mounts ?? []).filter((m) => !(m.type === 'bind' && NETWORK_FILES.includes(m.target)));
-    if (mounts.some((m) => m.type === 'bind')) throw new KrError('invalid', 'bind mounts are not supported in VM pods yet (no shared directories into the VM)');
+    // krd's network files travel in the launch spec (etcOf); every other bind becomes a share
+    const { shares, mounts } = sharedMounts((spec.mounts ?? []).filter((m) => !(m.type === 'bind' && NETWORK_FILES.includes(m.target))));
     const podNetwork = podNetworkOf(spec.network);
     // the pod's container shares the VM's network (eth0 on krd's bridge, or the VM's own); none: lo only
     const network = podNetwork.mode === 'none' ? 'none' : 'host';
@@ -104,7 +137,7 @@ export class VmRuntime implements Runtime {
     try {
       await mkdir(dir);
       await writeFile(join(dir, 'container.json'), JSON.stringify({ tty: !!spec.tty, openStdin: !!spec.openStdin }));
-      pod = await this.launch(dir, { id: spec.id, image: spec.rootfs.image, disks: this.disks, accel: this.accel, memoryMiB: mem, cpus, readyTimeoutMs: this.accel === 'kvm' ? 60_000 : 300_000, network: podNetwork, hostname: spec.hostname, etc });
+      pod = await this.launch(dir, { id: spec.id, image: spec.rootfs.image, disks: this.disks, accel: this.accel, memoryMiB: mem, cpus, shares, readyTimeoutMs: this.accel === 'kvm' ? 60_000 : 300_000, network: podNetwork, hostname: spec.hostname, etc });
       const body = {
         id: spec.id,
         image: 0,
@@ -240,18 +273,35 @@ class VmContainer implements Container {
   }
 
   async exec(id: string, spec: ExecSpec): Promise<RuntimeProcess> {
+    const file = this.execFile(id);
     const body = { Cmd: spec.args, Env: spec.env ?? [], WorkingDir: spec.cwd ?? '', User: spec.user ?? '', Tty: !!spec.tty, AttachStdin: !!spec.openStdin, AttachStdout: true, AttachStderr: true };
     const made = await callJson(this.ep, 'POST', `${this.path}/exec`, (v) => {
       const i = (v as { Id?: unknown })?.Id;
-      if (typeof i !== 'string' || !/^[A-Za-z0-9]{1,128}$/.test(i)) throw new Error('Id');
+      if (typeof i !== 'string' || !VDOCKER_EXEC_ID.test(i)) throw new Error('Id');
       return i;
     }, { body: Buffer.from(JSON.stringify(body)) });
-    return new VmExec(id, this.ep, made, { tty: !!spec.tty, openStdin: !!spec.openStdin });
+    const saved: SavedExec = { vdockerId: made, tty: !!spec.tty, openStdin: !!spec.openStdin };
+    // vdocker keeps its execs as long as the pod runs; krd keeps which of them is which, so a
+    // restarted krd finds an exec again by its own id (execProcess)
+    await mkdir(join(this.dir, 'execs'), { recursive: true });
+    await writeFile(file, JSON.stringify(saved));
+    return new VmExec(id, this.ep, made, saved, () => rm(file, { force: true }));
   }
 
-  /** Not yet: the guest's exec ids are not kept, so an exec is not found again after a krd restart. */
+  private execFile(id: string): string {
+    if (!ID.test(id)) throw new KrError('invalid', `invalid exec id: ${JSON.stringify(id)}`);
+    return join(this.dir, 'execs', `${id}.json`);
+  }
+
+  /** An exec found again by krd's id (after a krd restart): vdocker still knows it by its own. */
   async execProcess(id: string): Promise<RuntimeProcess> {
-    throw new KrError('not-found', `no such exec: ${id} (the vm runtime does not find execs again after a krd restart yet)`);
+    const file = this.execFile(id);
+    const text = await readFile(file, 'utf8').catch(() => null);
+    if (text === null) throw new KrError('not-found', `no such exec: ${id}`);
+    // written by krd itself; checked anyway, since the id goes into vdocker's URLs
+    const v = JSON.parse(text) as SavedExec;
+    if (typeof v?.vdockerId !== 'string' || !VDOCKER_EXEC_ID.test(v.vdockerId)) throw new KrError('not-found', `no such exec: ${id} (its record is damaged)`);
+    return new VmExec(id, this.ep, v.vdockerId, { tty: !!v.tty, openStdin: !!v.openStdin }, () => rm(file, { force: true }));
   }
 
   async *logs(opts: LogOptions = {}): AsyncGenerator<LogEntry> {
