@@ -113,7 +113,7 @@ export async function procPs(psArgs: string[], pids: number[]): Promise<string> 
   const memKiB = Number(/^MemTotal:\s+(\d+)/m.exec(memText ?? '')?.[1] ?? 0);
   const now = new Date();
   const names = new Map<string, Map<number, string>>();
-  const procs = (await Promise.all([...new Set(pids)].sort((a, b) => a - b).map((p) => readProc(p, names)))).filter((p): p is Proc => p !== null);
+  const procs = (await Promise.all([...new Set(pids)].map((p) => readProc(p, names)))).filter((p): p is Proc => p !== null);
   const pcpu = (p: Proc) => {
     const elapsed = uptime - p.startTicks / HZ;
     return elapsed > 0 ? (p.cpuTicks / HZ / elapsed) * 100 : 0;

@@ -8,9 +8,11 @@
 // Its messages go to the guest console (init gives it no stdio), which the host keeps in the
 // pod's console.log; the rest of vdocker is imported only after the first line, so the log shows
 // how long node itself took to start and how long loading the code took.
+import { execFile } from 'node:child_process';
 import { existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 const t0 = performance.now();
 let consoleFd = -1;
@@ -56,11 +58,15 @@ const root = process.env.KRAUD_VDOCKER_ROOT ?? '/run/cradle';
 // (the tools disk: bin/node, bin/tini-static, app/src/guest/vdocker/main.ts)
 const tini = `${tools}/bin/tini-static`;
 if (!process.env.KRAUD_INIT && existsSync(tini)) process.env.KRAUD_INIT = tini;
+// the guest's clock (no RTC, no kvmclock under TCG) is set from the host's through init's settime
+const run = promisify(execFile);
+const setClock = consoleFd >= 0 ? async (unixMs: number) => void (await run('/init', ['settime', String(unixMs)], { timeout: 10_000 })) : undefined;
 const images = process.env.KRAUD_VDOCKER_IMAGES?.split(':') ?? spec.images.map((_, i) => join(root, 'img', String(i)));
 const vd = await startVdocker({
   runtime: new NsRuntime(root),
   secret: spec.secret,
   images,
+  setClock,
   // mounted by init (virtiofs); on the host (tests) the launcher puts links to the directories there
   shares: new Map((spec.shares ?? []).map((sh) => [sh.tag, { dir: join(root, 'shares', sh.tag), readonly: sh.readonly }])),
   containers: spec.containers.map((c) => ({

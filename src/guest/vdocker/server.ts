@@ -53,6 +53,8 @@ export interface VdockerOptions {
   images?: string[];
   /** The pod's shared host directories (launch spec shares), by tag. */
   shares?: PodShares;
+  /** Sets the wall clock (in a VM guest, which has no clock of its own); absent: POST /kraud/clock is 404. */
+  setClock?: (unixMs: number) => Promise<void>;
   /** Where the records live (default in memory; a file lets a restarted vdocker keep exit codes). */
   statePath?: string;
   /** The directory with the pod's hosts, resolv.conf and hostname (init writes them), bound into the containers the host creates. */
@@ -145,6 +147,15 @@ export async function startVdocker(opts: VdockerOptions): Promise<Vdocker> {
     await (await opts.runtime.reattach(containers.resolve(params[0]).id)).recreate();
     noContent(res);
   });
+  const setClock = opts.setClock;
+  if (setClock) {
+    router.add('POST', /^\/kraud\/clock$/, async ({ req, res }) => {
+      const ms = (await readJson(req) as { unixMs?: unknown })?.unixMs;
+      if (!Number.isSafeInteger(ms) || (ms as number) <= 0) throw new KrError('invalid', 'clock: unixMs must be a positive whole number');
+      await setClock(ms as number);
+      noContent(res);
+    });
+  }
   archiveRoutes(router, services);
   statsRoutes(router, services);
   execRoutes(router, services);

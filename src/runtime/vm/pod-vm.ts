@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Image } from '../../image/types.ts';
-import { KrError } from '../../util/errors.ts';
+import { KrError, withContext } from '../../util/errors.ts';
 import { guestAssets } from '../../vm/assets.ts';
 import { configDisk } from '../../vm/config-disk.ts';
 import { USER_NETWORK, validateLaunchSpec, type LaunchEtc, type LaunchNetwork, type LaunchSpec } from '../../vm/launch-spec.ts';
@@ -272,7 +272,15 @@ async function bootWith(dir: string, o: BootOptions, nics: PodNics, [imageDisk, 
     await writeFile(join(dir, 'pod.json.tmp'), JSON.stringify(pod), { mode: 0o600 });
     await rename(join(dir, 'pod.json.tmp'), join(dir, 'pod.json'));
     const ready = await waitReady(pod, o.readyTimeoutMs, { stalls: true });
-    if (ready === true) return pod;
+    if (ready === true) {
+      // the guest has no wall clock of its own: log time stamps, exits and `since` need the host's
+      // (off by the request's one-way trip, a few ms; never ahead of the host)
+      await call(endpointOf(pod), 'POST', '/kraud/clock', { body: Buffer.from(JSON.stringify({ unixMs: Date.now() })) }).catch((err: unknown) => {
+        killPod(pod);
+        throw withContext(err, `pod ${o.id.slice(0, 12)}: setting its clock`);
+      });
+      return pod;
+    }
     if (ready === 'stalled' && attempt < 2) {
       // nothing ran in it yet: boot it again, once the old qemu has let go of its devices (a tap)
       killPod(pod);
