@@ -1,5 +1,5 @@
 // krd --runtime vm with the real docker 28 CLI: a pod running a container; docker run, exec, cp
-// both ways, logs -f, stop and rm through krd, which reaches the pod's vdocker with the pod secret.
+// both ways, logs -f, binds and volumes, stop and rm through krd, which reaches the pod's vdocker with the pod secret.
 // Each pod is a real qemu microVM (KVM where usable, else TCG — printed; ≈ 17 s to a running pod
 // under TCG, most of it node starting vdocker in the guest). KRAUD_TEST_VM=process runs the pods as
 // host processes instead (KRAUD_VM_PODS=process: the same vdocker over the ns runtime, no VM) for
@@ -64,6 +64,21 @@ describe('krd --runtime vm with the docker CLI', () => {
     assert.deepEqual(dev.slice(2).filter(Boolean).map((l) => l.split(':')[0].trim()), ['lo']);
     assert.equal(r.stderr, 'err\n');
     assert.equal(r.code, 5);
+  });
+
+  test('docker run -v DIR:/data:ro, --mount type=bind and a named volume: host directories in the pod (virtiofs)', async () => {
+    const ro = join(f.work, 'bind-ro');
+    const rw = join(f.work, 'bind-rw');
+    await fsp.mkdir(ro);
+    await fsp.mkdir(rw);
+    await fsp.writeFile(join(ro, 'f'), 'from host\n');
+    const script = 'cat /data/f; echo no > /data/g || echo read-only; echo made > /out/h; echo kept > /vol/x; cat /vol/x';
+    const r = f.krd.docker(['run', '--rm', '-v', `${ro}:/data:ro`, '--mount', `type=bind,source=${rw},target=/out`, '-v', 'vmvol:/vol', f.img, 'sh', '-c', script], { timeout: 600_000 });
+    assert.equal(r.stdout, 'from host\nread-only\nkept\n', r.stderr);
+    assert.deepEqual(await fsp.readdir(ro), ['f']);
+    assert.equal(await fsp.readFile(join(rw, 'h'), 'utf8'), 'made\n');
+    const vol = f.krd.docker(['volume', 'inspect', '-f', '{{.Mountpoint}}', 'vmvol']).stdout.trim();
+    assert.equal(await fsp.readFile(join(vol, 'x'), 'utf8'), 'kept\n');
   });
 
   test('docker logs -f follows until the container stops; then rm', async () => {

@@ -145,19 +145,27 @@ export class ShimProcess implements RuntimeProcess {
     });
     sock.on('close', endAll);
     sock.on('error', endAll);
+    // stdin goes over a connection of its own: a write to a connection the shim has closed (the
+    // process exited meanwhile) fails with EPIPE, and node then drops what was still unread on it —
+    // the process's last output and its exit frame
+    let input: Promise<Socket | null> | null = null;
+    const inputSock = () =>
+      (input ??= this.connectShim().then((s) => {
+        s?.on('error', () => undefined);
+        return s;
+      }));
     const stdin = this.openStdin
       ? new Writable({
           write(chunk: Buffer, _enc, cb) {
-            if (sock.destroyed) return cb();
-            sock.write(frame(T_STDIN, chunk), () => cb());
+            void inputSock().then((s) => (s && !s.destroyed ? s.write(frame(T_STDIN, chunk), () => cb()) : cb()));
           },
           final(cb) {
-            if (sock.destroyed) return cb();
-            // half-close: stdin ends, stdout keeps flowing on the same connection
-            sock.write(frame(T_CLOSE_STDIN), () => cb());
+            // stdin ends; stdout keeps flowing on its own connection
+            void inputSock().then((s) => (s && !s.destroyed ? s.end(frame(T_CLOSE_STDIN), () => cb()) : cb()));
           },
         })
       : null;
+    stdout.once('close', () => void input?.then((s) => s?.destroy()));
     return { stdin, stdout, stderr };
   }
 
