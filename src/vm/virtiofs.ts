@@ -8,6 +8,7 @@
 // asks for fails with EROFS in the host kernel. The bind lives and dies with that namespace:
 // nothing is left mounted on the host.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,7 +39,8 @@ export interface RunningShare {
  */
 export async function startVirtiofsd(workDir: string, share: Share, o: { detached: boolean; timeoutMs?: number }): Promise<RunningShare> {
   if (!TAG.test(share.tag)) throw new KrError('invalid', `invalid share tag: ${JSON.stringify(share.tag)}`);
-  const socket = `fs-${share.tag}.sock`;
+  // unique: virtiofsd names its pid file (a lock) after the socket path, so two pods' b0 must differ
+  const socket = `fs-${share.tag}-${randomBytes(6).toString('hex')}.sock`;
   const daemonArgs = [VIRTIOFSD, `--socket-path=${socket}`, '-o', 'cache=auto', '-o', 'sandbox=chroot'];
   let argv: string[];
   if (share.readonly) {
