@@ -5,23 +5,20 @@
 // namespace left with nothing but lo.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage, standardLayers } from './kit/build-image.ts';
 import { startKrd, type TestKrd } from './kit/krd.ts';
-import { createTestNetns, type TestNetns } from './kit/netns.ts';
+import { createTestNetns, fakeInternet, INET_IP, type FakeInternet, type TestNetns } from './kit/netns.ts';
 
 const IMG = 'kraud-test:net';
-const INET_IP = '198.51.100.1';
 
 describe('krd networks (docker CLI, krd in its own network namespace)', () => {
   let work: string;
   let ns: TestNetns;
-  let inet: TestNetns;
-  let web: ChildProcess | undefined;
+  let inet: FakeInternet | undefined;
   let krd: TestKrd;
 
   const docker = (...args: string[]) => krd.docker(args);
@@ -53,23 +50,8 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
   before(async () => {
     work = await fsp.mkdtemp(join(tmpdir(), 'kraud-krd-net-'));
     ns = createTestNetns();
-    inet = createTestNetns();
     // krd's namespace reaches "the internet" through a veth; its default route points there
-    const veth = `kt${ns.name.slice(-6)}`;
-    for (const argv of [
-      ['ip', '-n', ns.name, 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', inet.name],
-      ['ip', '-n', ns.name, 'addr', 'add', '198.51.100.2/24', 'dev', veth],
-      ['ip', '-n', ns.name, 'link', 'set', veth, 'up'],
-      ['ip', '-n', ns.name, 'route', 'add', 'default', 'via', INET_IP],
-      ['ip', '-n', inet.name, 'addr', 'add', `${INET_IP}/24`, 'dev', 'eth0'],
-      ['ip', '-n', inet.name, 'link', 'set', 'eth0', 'up'],
-    ]) {
-      const r = ns.run(argv);
-      assert.equal(r.code, 0, `${argv.join(' ')}: ${r.stderr}`);
-    }
-    await fsp.mkdir(join(work, 'www'));
-    await fsp.writeFile(join(work, 'www', 'hello.txt'), 'hello from the internet\n');
-    web = spawn('ip', ['netns', 'exec', inet.name, 'busybox', 'httpd', '-f', '-p', '8000', '-h', join(work, 'www')], { stdio: 'ignore' });
+    inet = await fakeInternet(ns, work);
     const applets = ['sleep', 'nslookup', 'wget', 'ping', 'ip', 'httpd', 'awk'];
     const layers = [...standardLayers(), { entries: applets.map((a) => ({ type: 'symlink' as const, path: `bin/${a}`, target: 'busybox' })) }];
     const built = await buildImage(join(work, 'image'), layers, { config: { Cmd: ['sh'] }, tag: 'net' });
@@ -86,10 +68,9 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
       // (veths go with their container's namespace, which the kernel tears down in the background)
       const links = () => ns.run(['ip', '-o', 'link', 'show']).stdout.split('\n').filter(Boolean).map((l) => l.split(':')[1].trim().split('@')[0]).sort();
       await until(() => links().length === 2);
-      assert.deepEqual(links(), ['lo', `kt${ns.name.slice(-6)}`].sort());
+      assert.deepEqual(links(), ['lo', inet!.uplink].sort());
       assert.doesNotMatch(ns.run(['iptables-save']).stdout, /KRD-/);
     }
-    web?.kill('SIGKILL');
     ns?.remove();
     inet?.remove();
     if (work) await fsp.rm(work, { recursive: true, force: true });
@@ -199,7 +180,7 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
     assert.ok(!reach('closed', `${INET_IP} 8000`));
     ok('network', 'rm', 'closed');
     assert.equal(ok('run', '--rm', '--network', 'none', IMG, 'sh', '-c', 'ls /sys/class/net'), 'lo');
-    assert.match(ok('run', '--rm', '--network', 'host', IMG, 'ip', '-o', 'link'), new RegExp(`: kt${ns.name.slice(-6)}[:@]`));
+    assert.match(ok('run', '--rm', '--network', 'host', IMG, 'ip', '-o', 'link'), new RegExp(`: ${inet!.uplink}[:@]`));
   });
 
   test('kill -9 of krd: published ports and DNS come back after the restart; a stopped container starts again on its network after a graceful krd stop; rm cleans up', async () => {

@@ -7,24 +7,22 @@
 // MASQUERADE and stay isolated per network.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chooseAccel } from '../src/vm/qemu.ts';
 import { buildImage, standardLayers } from './kit/build-image.ts';
 import { startKrd, type TestKrd } from './kit/krd.ts';
-import { createTestNetns, type TestNetns } from './kit/netns.ts';
+import { createTestNetns, fakeInternet, INET_IP, type FakeInternet, type TestNetns } from './kit/netns.ts';
 
 const IMG = 'kraud-test:vmnet';
-const INET_IP = '198.51.100.1';
 const LONG = { timeout: 180_000 };
 
 describe('krd --runtime vm: pods on krd networks (docker CLI, krd in its own network namespace)', () => {
   let work: string;
   let ns: TestNetns;
-  let inet: TestNetns;
-  let web: ChildProcess | undefined;
+  let inet: FakeInternet | undefined;
   let krd: TestKrd;
   const ip: Record<string, string> = {};
 
@@ -49,22 +47,8 @@ describe('krd --runtime vm: pods on krd networks (docker CLI, krd in its own net
   before(async () => {
     work = await fsp.mkdtemp(join(tmpdir(), 'kraud-krd-vmnet-'));
     ns = createTestNetns();
-    inet = createTestNetns();
-    const veth = `kt${ns.name.slice(-6)}`;
-    for (const argv of [
-      ['ip', '-n', ns.name, 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', inet.name],
-      ['ip', '-n', ns.name, 'addr', 'add', '198.51.100.2/24', 'dev', veth],
-      ['ip', '-n', ns.name, 'link', 'set', veth, 'up'],
-      ['ip', '-n', ns.name, 'route', 'add', 'default', 'via', INET_IP],
-      ['ip', '-n', inet.name, 'addr', 'add', `${INET_IP}/24`, 'dev', 'eth0'],
-      ['ip', '-n', inet.name, 'link', 'set', 'eth0', 'up'],
-    ]) {
-      const r = ns.run(argv);
-      assert.equal(r.code, 0, `${argv.join(' ')}: ${r.stderr}`);
-    }
-    await fsp.mkdir(join(work, 'www'));
-    await fsp.writeFile(join(work, 'www', 'hello.txt'), 'hello from the internet\n');
-    web = spawn('ip', ['netns', 'exec', inet.name, 'busybox', 'httpd', '-f', '-p', '8000', '-h', join(work, 'www')], { stdio: 'ignore' });
+    // krd's namespace reaches "the internet" through a veth; its default route points there
+    inet = await fakeInternet(ns, work);
     const applets = ['sleep', 'seq', 'nslookup', 'wget', 'ip', 'httpd', 'timeout'];
     const layers = [...standardLayers(), { entries: applets.map((a) => ({ type: 'symlink' as const, path: `bin/${a}`, target: 'busybox' })) }];
     const built = await buildImage(join(work, 'image'), layers, { config: { Cmd: ['sh'] }, tag: 'vmnet' });
@@ -91,7 +75,6 @@ describe('krd --runtime vm: pods on krd networks (docker CLI, krd in its own net
       krd.docker(['network', 'rm', 'n']);
       await krd.stop();
     }
-    web?.kill('SIGKILL');
     ns?.remove();
     inet?.remove();
     if (work) await fsp.rm(work, { recursive: true, force: true });
