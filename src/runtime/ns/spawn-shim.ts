@@ -55,35 +55,37 @@ class Spawner {
 
   /** A shim with the container's command line; `slot`: claims that pooled shim for it. */
   start(args: string[], env: string[], slot?: string): Promise<number> {
-    return this.request([...(slot ? ['claim', slot] : []), String(args.length + 1), SHIM_PATH, ...args, ...env]);
+    return this.request([...(slot ? ['claim', slot] : []), String(args.length + 1), SHIM_PATH, ...args, ...env]).answer;
   }
 
   /** A pooled shim whose child waits in `cgroups` (native/krd-shim-pool.h); resolves with its request id. */
   pool(cgroups: string[]): Promise<string> {
     const args = ['--pool', ...cgroups.flatMap((c) => ['--cgroup', c])];
-    const id = String(this.next);
-    return this.request(['pool', String(args.length + 1), SHIM_PATH, ...args]).then(() => id);
+    const { id, answer } = this.request(['pool', String(args.length + 1), SHIM_PATH, ...args]);
+    return answer.then(() => id);
   }
 
-  /** Ends a pooled shim that was never claimed (its child goes with it). */
+  /** Ends a pooled shim that was never claimed (its child goes with it); the spawner answers nothing. */
   drop(slot: string): void {
-    void this.request(['drop', slot]).catch(() => undefined);
-    this.waiting.delete(String(this.next - 1)); // the spawner answers nothing
-    if (this.waiting.size === 0) this.idle();
+    this.request(['drop', slot], false);
   }
 
-  private request(strings: string[]): Promise<number> {
+  /** Sends a request; `answered`: the spawner answers it with a line, which `answer` resolves with. */
+  private request(strings: string[], answered = true): { id: string; answer: Promise<number> } {
     const id = String(this.next++);
     const body = Buffer.from([id, ...strings].map((s) => `${s}\0`).join(''));
     // the spawner's request buffer (1 MiB); exec would refuse much more anyway (E2BIG)
-    if (body.length > MAX_REQUEST) return Promise.reject(new KrError('invalid', `command and environment too large (${body.length} bytes)`));
+    if (body.length > MAX_REQUEST) return { id, answer: Promise.reject(new KrError('invalid', `command and environment too large (${body.length} bytes)`)) };
     const head = Buffer.alloc(4);
     head.writeUInt32BE(body.length);
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      this.busy();
-      this.proc.stdin!.write(Buffer.concat([head, body]));
-    });
+    const answer = answered
+      ? new Promise<number>((resolve, reject) => {
+          this.waiting.set(id, { resolve, reject });
+          this.busy();
+        })
+      : Promise.resolve(0);
+    this.proc.stdin!.write(Buffer.concat([head, body]));
+    return { id, answer };
   }
 
   private answer(id: string, text: string): void {
