@@ -4,6 +4,7 @@ import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { writeAll } from '../../util/write-all.ts';
 
 const FLUSH_AT = 4 * 1024 * 1024;
 
@@ -40,11 +41,7 @@ export class Spool {
     const bytes = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    let written = 0;
-    while (written < bytes) {
-      const { bytesWritten } = await this.fh.writev(written === 0 ? buffers : [Buffer.concat(buffers).subarray(written)], this.flushedTo + written);
-      written += bytesWritten;
-    }
+    await writeAll(this.fh, buffers, this.flushedTo);
     this.flushedTo += bytes;
   }
 
