@@ -16,14 +16,16 @@
 //   trusted.overlay.* are never applied.
 // - Hostile entries abort with KrError 'corrupt' naming the entry (onHostile 'refuse', the default)
 //   or are skipped and counted ('skip'). Limits (maxEntries, maxBytes) always abort.
-import { closeSync, constants, mkdirSync, openSync, symlinkSync, writeSync, writevSync } from 'node:fs';
-import { link, lstat, mkdir, open, realpath, symlink, type FileHandle } from 'node:fs/promises';
-import { finished, type Readable } from 'node:stream';
+import { closeSync, constants, mkdirSync, openSync, symlinkSync } from 'node:fs';
+import { link, lstat, mkdir, realpath, symlink } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { KrError, withContext } from '../util/errors.ts';
 import type { TarHeader } from './tar/tar-header.ts';
 import { readTarStream, type TarStreamEntry } from './tar/tar-reader.ts';
+import { tarChunks } from './extract/chunks.ts';
 import { normalizeEntryPath, printableName } from './extract/entry-path.ts';
-import { applyByFd, applyByFdSync, applyToNode, applyToSymlinkSync, type MetaPolicy } from './extract/metadata.ts';
+import { extractFile, type FileTarget } from './extract/files.ts';
+import { applyByFdSync, applyToNode, applyToSymlinkSync, type MetaPolicy } from './extract/metadata.ts';
 import { makeNode } from './extract/native-ops.ts';
 import { TaskPool } from './extract/pool.ts';
 import { SafeTree, Unsafe } from './extract/safe-tree.ts';
@@ -69,9 +71,7 @@ export interface ExtractResult {
   xattrsSkipped: number;
 }
 
-const CREATE_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 const OPEN_DIR = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
-const WRITE_BATCH = 1 << 20; // file data goes out in writes of about 1 MiB
 const MAX_ID = 0xfffffffe; // (uid_t)-1 means "unchanged" to chown
 
 export async function extractTar(tar: Readable | AsyncIterable<Buffer | Uint8Array>, root: string, opts: ExtractOptions = {}): Promise<ExtractResult> {
@@ -81,7 +81,7 @@ export async function extractTar(tar: Readable | AsyncIterable<Buffer | Uint8Arr
   if (!(await lstat(rootPath)).isDirectory()) throw new KrError('invalid', `extract: ${root} is not a directory`);
   const run = new Extraction(rootPath, opts);
   try {
-    await run.all(isReadable(tar) ? chunksOf(tar) : tar);
+    await run.all(tarChunks(tar));
   } catch (err) {
     await run.pool.settle();
     throw err;
@@ -95,6 +95,7 @@ class Extraction {
   private readonly tree: SafeTree;
   private readonly opts: Required<Omit<ExtractOptions, 'owner'>>;
   private readonly meta: MetaPolicy;
+  private readonly files: FileTarget;
   /** Directory metadata, applied at the end so that creating their contents does not undo it. */
   private readonly pendingDirs = new Map<string, TarHeader>();
   private seen = 0;
@@ -115,6 +116,7 @@ class Extraction {
     const keepKinds = this.opts.noOverwriteDirNonDir;
     this.tree = new SafeTree(root);
     this.tree.beforeRemove = () => this.pool.drain();
+    this.files = { tree: this.tree, pool: this.pool, meta: this.meta };
     // what is being replaced was lstat()ed by the tree: a directory may only give way to a directory
     if (keepKinds) {
       this.tree.beforeReplace = (rel, wasDir, incomingDir) => {
@@ -183,7 +185,9 @@ class Extraction {
   private async write(entry: TarStreamEntry, rel: string, parts: string[]): Promise<boolean> {
     const h = entry.header;
     switch (h.type) {
-      case 'file': return this.file(entry, rel, parts);
+      case 'file':
+        this.result.bytes += await extractFile(this.files, entry, rel, parts);
+        return true;
       case 'dir': return this.dir(h, rel, parts);
       case 'symlink': return this.symlink(h, rel, parts);
       case 'link': return this.hardlink(h, rel, parts);
@@ -195,90 +199,6 @@ class Extraction {
         }
         return this.node(h, rel, parts);
       case 'fifo': return this.node(h, rel, parts);
-    }
-  }
-
-  private async file(entry: TarStreamEntry, rel: string, parts: string[]): Promise<boolean> {
-    await this.tree.ensureParents(parts);
-    const h = entry.header;
-    const data = entry.data();
-    // Small files (most of a rootfs) are read whole and written with a few synchronous calls: on
-    // tmpfs each is a few µs, while an async round trip through libuv's pool per call made
-    // extraction ~10× slower than tar -xf (measured). Large files stream with async writes.
-    const head: Buffer[] = [];
-    let headBytes = 0;
-    let more = true;
-    while (headBytes < WRITE_BATCH) {
-      const next = await data.next();
-      if (next.done) {
-        more = false;
-        break;
-      }
-      head.push(next.value);
-      headBytes += next.value.length;
-    }
-    if (!more) {
-      this.writeSmallFile(rel, h, head);
-      this.result.bytes += headBytes;
-      return true;
-    }
-    const path = this.tree.abs(rel);
-    const fh = await open(path, CREATE_FILE, 0o600).catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw err;
-      await this.tree.remove(rel);
-      return open(path, CREATE_FILE, 0o600);
-    });
-    this.tree.mark(rel, 'file');
-    // One batch is written while the next is read; positional writes keep them independent.
-    let written: Promise<void> = writeAll(fh, head, 0);
-    let pos = headBytes;
-    let batch: Buffer[] = [];
-    let batchBytes = 0;
-    try {
-      for await (const piece of data) {
-        batch.push(piece);
-        batchBytes += piece.length;
-        if (batchBytes >= WRITE_BATCH) {
-          await written;
-          written = writeAll(fh, batch, pos);
-          pos += batchBytes;
-          batch = [];
-          batchBytes = 0;
-        }
-      }
-    } catch (err) {
-      await written.catch(() => {});
-      await fh.close();
-      throw err;
-    }
-    const last = batch;
-    const lastPos = pos;
-    this.result.bytes += pos + batchBytes;
-    await this.pool.add(
-      written
-        .then(() => (last.length > 0 ? writeAll(fh, last, lastPos) : undefined))
-        .then(() => applyByFd(fh, h, this.meta))
-        .finally(() => fh.close()),
-    );
-    return true;
-  }
-
-  private writeSmallFile(rel: string, h: TarHeader, chunks: Buffer[]): void {
-    const path = this.tree.abs(rel);
-    let fd: number;
-    try {
-      fd = openSync(path, CREATE_FILE, 0o600);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      this.tree.removeSync(rel);
-      fd = openSync(path, CREATE_FILE, 0o600);
-    }
-    this.tree.mark(rel, 'file');
-    try {
-      writeAllSync(fd, chunks);
-      applyByFdSync(fd, h, this.meta);
-    } finally {
-      closeSync(fd);
     }
   }
 
@@ -369,69 +289,6 @@ class Extraction {
   }
 }
 
-const isReadable = (x: unknown): x is Readable => typeof (x as Readable).on === 'function' && typeof (x as Readable).pause === 'function';
-const QUEUE_BYTES = 16 << 20;
-
-/**
- * A Readable's chunks one at a time, as they were pushed. (Its own async iterator read()s
- * everything buffered as one new Buffer: a copy of every byte, measured at ~10% of extraction.)
- * Flow control: the stream is paused while 16 MiB wait here. Like the stream's own iterator,
- * leaving early (an error) destroys the stream.
- */
-async function* chunksOf(stream: Readable): AsyncGenerator<Buffer | Uint8Array> {
-  const queue: (Buffer | Uint8Array)[] = [];
-  let queued = 0;
-  let done = false;
-  let failure: unknown = null;
-  let wake: (() => void) | null = null;
-  const notify = (): void => {
-    const w = wake;
-    wake = null;
-    w?.();
-  };
-  const onData = (chunk: Buffer | Uint8Array): void => {
-    queue.push(chunk);
-    queued += chunk.length;
-    if (queued >= QUEUE_BYTES) stream.pause();
-    notify();
-  };
-  stream.on('data', onData);
-  const cleanup = finished(stream, (err) => {
-    if (err) failure = err;
-    done = true;
-    notify();
-  });
-  let complete = false;
-  try {
-    for (;;) {
-      if (queue.length > 0) {
-        const chunk = queue.shift()!;
-        queued -= chunk.length;
-        if (queued < QUEUE_BYTES / 2 && stream.isPaused()) stream.resume();
-        yield chunk;
-        continue;
-      }
-      if (failure) throw failure;
-      if (done) break;
-      await new Promise<void>((resolve) => (wake = resolve));
-    }
-    complete = true;
-  } finally {
-    stream.off('data', onData);
-    cleanup();
-    if (!complete) stream.destroy();
-  }
-}
-
-/** Writes every byte of `bufs` at `pos` (writev may write less than asked). */
-async function writeAll(fh: FileHandle, bufs: Buffer[], pos: number): Promise<void> {
-  const total = bufs.reduce((n, b) => n + b.length, 0);
-  let done = (await fh.writev(bufs, pos)).bytesWritten;
-  if (done === total) return;
-  const rest = Buffer.concat(bufs);
-  while (done < total) done += (await fh.write(rest, done, total - done, pos + done)).bytesWritten;
-}
-
 /** mkdir; false when something is already there (EEXIST). */
 function mkdirIfNew(path: Buffer): boolean {
   try {
@@ -452,15 +309,6 @@ function symlinkIfNew(target: Buffer, path: Buffer): boolean {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     return false;
   }
-}
-
-function writeAllSync(fd: number, bufs: Buffer[]): void {
-  if (bufs.length === 0) return;
-  const total = bufs.reduce((n, b) => n + b.length, 0);
-  let done = writevSync(fd, bufs, 0);
-  if (done === total) return;
-  const rest = Buffer.concat(bufs);
-  while (done < total) done += writeSync(fd, rest, done, total - done, done);
 }
 
 /** One line for any failure: truncation said as such, the entry named, fs errors given a kind. */

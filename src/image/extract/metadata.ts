@@ -31,7 +31,7 @@ export async function applyByFd(fh: FileHandle, h: TarHeader, policy: MetaPolicy
   await fh.utimes(h.mtime, h.mtime);
 }
 
-/** The same, synchronously (small files: see extract.ts). */
+/** The same, synchronously (small files: see files.ts). */
 export function applyByFdSync(fd: number, h: TarHeader, policy: MetaPolicy): void {
   if (policy.sameOwner) fchownSync(fd, uidOf(h, policy), gidOf(h, policy));
   fchmodSync(fd, modeFor(h, policy));
@@ -49,14 +49,7 @@ function setXattrs(fd: number, xattrs: Map<string, Buffer>, policy: MetaPolicy):
   if (skipped > 0) policy.xattrSkipped(skipped);
 }
 
-/** For a symlink: owner and mtime of the link itself; xattrs on symlinks are not kept. */
-export async function applyToSymlink(path: Buffer, h: TarHeader, policy: MetaPolicy): Promise<void> {
-  if (policy.sameOwner) await lchown(path, uidOf(h, policy), gidOf(h, policy));
-  await lutimes(path, h.mtime, h.mtime);
-  if (h.xattrs) policy.xattrSkipped(h.xattrs.size);
-}
-
-/** The same, synchronously. */
+/** For a symlink: owner and mtime of the link itself (synchronously); xattrs on symlinks are not kept. */
 export function applyToSymlinkSync(path: Buffer, h: TarHeader, policy: MetaPolicy): void {
   if (policy.sameOwner) lchownSync(path, uidOf(h, policy), gidOf(h, policy));
   lutimesSync(path, h.mtime, h.mtime);
