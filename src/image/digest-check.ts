@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { KrError } from '../util/errors.ts';
 
-export function sha256Digest(bytes: Buffer): string {
+export function sha256Digest(bytes: Uint8Array): string {
   return 'sha256:' + createHash('sha256').update(bytes).digest('hex');
 }
 

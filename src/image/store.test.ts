@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { BlobStore, imageFromStore, sha256Digest } from './store.ts';
+import { sha256Digest } from './digest-check.ts';
+import { BlobStore, imageFromStore } from './store.ts';
 import { isKrError } from '../util/errors.ts';
 import { MediaType, type Manifest, type Index } from './types.ts';
 
