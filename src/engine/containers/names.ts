@@ -20,3 +20,9 @@ export function generateName(taken: (name: string) => boolean): string {
     if (!taken(name)) return name;
   }
 }
+
+/** docker's 409 for a name already taken: by the container `holder` when it is known. */
+export function nameInUse(name: string, holder?: string): KrError {
+  const by = holder ? ` by container "${holder}". You have to remove (or rename) that container to be able to reuse that name` : '';
+  return new KrError('conflict', `Conflict. The container name "/${name}" is already in use${by}.`);
+}
