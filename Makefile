@@ -12,13 +12,19 @@ deps:
 # Small C helpers for what Node cannot do itself (namespaces for the whole process, pivot_root, a tap in another namespace).
 native: build/bali-enter build/krd-shim build/krd-spawner build/krd-tapfd
 
+# The programs of several files: every one of their sources and headers is a prerequisite.
+SHIM_SRC := $(sort $(wildcard native/krd-shim*.c))
+SHIM_DEPS := $(SHIM_SRC) $(wildcard native/krd-shim*.h)
+INIT_SRC := $(sort $(wildcard native/cradle-init*.c))
+INIT_DEPS := $(INIT_SRC) $(wildcard native/cradle-init*.h)
+
 build/bali-enter: native/bali-enter.c
 	@mkdir -p build
 	gcc -O2 -Wall -Wextra -o $@ $<
 
-build/krd-shim: native/krd-shim.c native/krd-shim-pool.c native/krd-shim-pool.h
+build/krd-shim: $(SHIM_DEPS)
 	@mkdir -p build
-	gcc -O2 -Wall -Wextra -o $@ native/krd-shim.c native/krd-shim-pool.c -lutil
+	gcc -O2 -Wall -Wextra -o $@ $(SHIM_SRC) -lutil
 
 build/krd-spawner: native/krd-spawner.c
 	@mkdir -p build
@@ -29,13 +35,13 @@ build/krd-tapfd: native/krd-tapfd.c
 	gcc -O2 -Wall -Wextra -o $@ $<
 
 # cradle's guest side: static, because the initramfs carries no libc.
-build/krd-shim.static: native/krd-shim.c native/krd-shim-pool.c native/krd-shim-pool.h
+build/krd-shim.static: $(SHIM_DEPS)
 	@mkdir -p build
-	gcc -O2 -Wall -Wextra -static -o $@ native/krd-shim.c native/krd-shim-pool.c -lutil
+	gcc -O2 -Wall -Wextra -static -o $@ $(SHIM_SRC) -lutil
 
-build/cradle-init: native/cradle-init.c
+build/cradle-init: $(INIT_DEPS)
 	@mkdir -p build
-	gcc -O2 -Wall -Wextra -static -o $@ $<
+	gcc -O2 -Wall -Wextra -static -o $@ $(INIT_SRC)
 
 build/cradle-bare-init: native/cradle-bare-init.c
 	@mkdir -p build
