@@ -1,6 +1,6 @@
 // The config disk: the launch spec JSON (for vdocker) plus the same spec flattened into
 // `KEY\0VALUE\0` pairs (the init plan) that the C init reads without a JSON parser.
-// Format and key meanings: src/vm/README.md and native/cradle-init.c (parse_plan).
+// Format and key meanings: src/vm/README.md and native/cradle-init-plan.c (parse_plan).
 import type { LaunchSpec } from './launch-spec.ts';
 
 export function initPlan(spec: LaunchSpec): Buffer {
