@@ -66,17 +66,22 @@ describe('krd --runtime vm with the docker CLI', () => {
     assert.equal(r.code, 5);
   });
 
-  test('docker run -v DIR:/data:ro, --mount type=bind and a named volume: host directories in the pod (virtiofs)', async () => {
+  test('docker run -v DIR:/data:ro, -v FILE:/etc/app.conf:ro, --mount type=bind of a directory and of a file, a named volume: host files in the pod (virtiofs)', async () => {
     const ro = join(f.work, 'bind-ro');
     const rw = join(f.work, 'bind-rw');
     await fsp.mkdir(ro);
     await fsp.mkdir(rw);
     await fsp.writeFile(join(ro, 'f'), 'from host\n');
-    const script = 'cat /data/f; echo no > /data/g || echo read-only; echo made > /out/h; echo kept > /vol/x; cat /vol/x';
-    const r = f.krd.docker(['run', '--rm', '-v', `${ro}:/data:ro`, '--mount', `type=bind,source=${rw},target=/out`, '-v', 'vmvol:/vol', f.img, 'sh', '-c', script], { timeout: 600_000 });
-    assert.equal(r.stdout, 'from host\nread-only\nkept\n', r.stderr);
+    await fsp.writeFile(join(rw, 'app.conf'), 'conf\n');
+    await fsp.writeFile(join(rw, 'rw.conf'), '');
+    const script = 'cat /data/f; echo no > /data/g || echo read-only; echo made > /out/h; echo kept > /vol/x; cat /vol/x; cat /etc/app.conf; echo no > /etc/app.conf || echo ro-file; echo file-made > /etc/rw.conf';
+    const binds = ['-v', `${ro}:/data:ro`, '--mount', `type=bind,source=${rw},target=/out`, '-v', 'vmvol:/vol', '-v', `${join(rw, 'app.conf')}:/etc/app.conf:ro`, '--mount', `type=bind,source=${join(rw, 'rw.conf')},target=/etc/rw.conf`];
+    const r = f.krd.docker(['run', '--rm', ...binds, f.img, 'sh', '-c', script], { timeout: 600_000 });
+    assert.equal(r.stdout, 'from host\nread-only\nkept\nconf\nro-file\n', r.stderr);
     assert.deepEqual(await fsp.readdir(ro), ['f']);
     assert.equal(await fsp.readFile(join(rw, 'h'), 'utf8'), 'made\n');
+    assert.equal(await fsp.readFile(join(rw, 'app.conf'), 'utf8'), 'conf\n');
+    assert.equal(await fsp.readFile(join(rw, 'rw.conf'), 'utf8'), 'file-made\n');
     const vol = f.krd.docker(['volume', 'inspect', '-f', '{{.Mountpoint}}', 'vmvol']).stdout.trim();
     assert.equal(await fsp.readFile(join(vol, 'x'), 'utf8'), 'kept\n');
   });

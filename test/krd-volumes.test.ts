@@ -171,7 +171,7 @@ describe('krd volumes with the docker CLI', () => {
     assert.equal(ok(['volume', 'rm', 'busy']), 'busy\n');
   });
 
-  test('--mount type=tmpfs and type=bind, --tmpfs, read-only -v', async () => {
+  test('--mount type=tmpfs and type=bind, --tmpfs, read-only -v (a directory and a file)', async () => {
     const out = ok(['run', '--rm', '--mount', 'type=tmpfs,dst=/t,tmpfs-size=1048576,tmpfs-mode=1770', '--tmpfs', '/t2:size=2m,exec', img, 'sh', '-c', 'busybox grep -E " /t2? " /proc/mounts; busybox stat -c %a /t']);
     assert.match(out, /^tmpfs \/t tmpfs rw,nosuid,nodev,noexec,relatime,size=1024k,mode=1770/m);
     assert.match(out, /^tmpfs \/t2 tmpfs rw,nosuid,nodev,relatime,size=2048k/m);
@@ -180,9 +180,10 @@ describe('krd volumes with the docker CLI', () => {
     await fsp.mkdir(host, { recursive: true });
     ok(['run', '--rm', '--mount', `type=bind,src=${host},dst=/b`, img, 'sh', '-c', 'echo via-mount > /b/f']);
     assert.equal(await fsp.readFile(join(host, 'f'), 'utf8'), 'via-mount\n');
-    const ro = krd.docker(['run', '--rm', '--mount', `type=bind,src=${host},dst=/b,readonly`, '-v', 'rovol:/v:ro', img, 'sh', '-c', 'cat /b/f; echo x > /b/g || echo bind-ro; echo x > /v/g || echo vol-ro']);
+    const script = 'cat /b/f; echo x > /b/g || echo bind-ro; echo x > /v/g || echo vol-ro; cat /etc/app.conf; echo x > /etc/app.conf || echo file-ro';
+    const ro = krd.docker(['run', '--rm', '--mount', `type=bind,src=${host},dst=/b,readonly`, '-v', 'rovol:/v:ro', '-v', `${join(host, 'f')}:/etc/app.conf:ro`, img, 'sh', '-c', script]);
     assert.equal(ro.code, 0, ro.stderr);
-    assert.equal(ro.stdout, 'via-mount\nbind-ro\nvol-ro\n');
+    assert.equal(ro.stdout, 'via-mount\nbind-ro\nvol-ro\nvia-mount\nfile-ro\n');
     assert.match(ro.stderr, /Read-only file system/);
     const c = ok(['create', '--name', 'insp', '-v', 'rovol:/v:ro', '-v', `${host}:/h`, '--mount', 'type=tmpfs,dst=/t', img, 'true']).trim();
     // dockerd keeps them in a map: no order to rely on

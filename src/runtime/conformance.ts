@@ -3,7 +3,7 @@
 // it must see the same containers (that is how a daemon restart is simulated). The fixture's
 // image needs /bin/busybox (with sh, cat, echo, ls, id linked) and a user 1000 named "user".
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -197,15 +197,32 @@ export function runtimeConformance(name: string, makeRuntime: (stateDir: string)
       await c.delete({ force: true });
     });
 
-    test('bind (ro) and tmpfs mounts, read-only rootfs', { skip: opts.unsupported?.bindMounts ?? false }, async () => {
+    test('binds of a directory (ro) and of single files (rw, ro), tmpfs mounts, read-only rootfs', { skip: opts.unsupported?.bindMounts ?? false }, async () => {
       const host = await mkdtemp(join(tmpdir(), 'kraud-rt-bind-'));
-      await writeFile(join(host, 'f'), 'from host\n');
+      await mkdir(join(host, 'dir'));
+      await writeFile(join(host, 'dir', 'f'), 'from host\n');
+      // the bound files' directory also holds a sibling the container must not see
+      for (const [f, text] of [['rw.conf', 'rw before\n'], ['ro.conf', 'ro before\n'], ['sibling', 'secret\n']]) await writeFile(join(host, f), text);
       try {
-        const r = await run(spec(['/bin/sh', '-c', 'cat /mnt/in/f; echo x > /scratch/y && cat /scratch/y; echo z > /mnt/in/g || echo ro-bind; echo z > /etc/z || echo ro-root'], {
+        const script = [
+          'cat /mnt/in/f; echo x > /scratch/y && cat /scratch/y; echo z > /mnt/in/g || echo ro-bind; echo z > /etc/z || echo ro-root',
+          // /etc/rw.conf is not in the image: it is made for the bind, as docker does
+          'cat /etc/rw.conf; echo rw after > /etc/rw.conf; cat /etc/ro.conf; echo z > /etc/ro.conf || echo ro-file',
+          'ls /etc | grep -x -e sibling -e dir; cat /etc/sibling 2>/dev/null; true',
+        ].join('; ');
+        const r = await run(spec(['/bin/sh', '-c', script], {
           readonlyRootfs: true,
-          mounts: [{ type: 'bind', source: host, target: '/mnt/in', readonly: true }, { type: 'tmpfs', target: '/scratch' }],
+          mounts: [
+            { type: 'bind', source: join(host, 'dir'), target: '/mnt/in', readonly: true },
+            { type: 'tmpfs', target: '/scratch' },
+            { type: 'bind', source: join(host, 'rw.conf'), target: '/etc/rw.conf' },
+            { type: 'bind', source: join(host, 'ro.conf'), target: '/etc/ro.conf', readonly: true },
+          ],
         }));
-        assert.equal(r.out, 'from host\nx\nro-bind\nro-root\n');
+        assert.equal(r.out, 'from host\nx\nro-bind\nro-root\nrw before\nro before\nro-file\n', r.err);
+        assert.equal(await readFile(join(host, 'rw.conf'), 'utf8'), 'rw after\n');
+        assert.equal(await readFile(join(host, 'ro.conf'), 'utf8'), 'ro before\n');
+        assert.deepEqual((await readdir(host)).sort(), ['dir', 'ro.conf', 'rw.conf', 'sibling']);
         await r.c.delete();
       } finally {
         await rm(host, { recursive: true, force: true });

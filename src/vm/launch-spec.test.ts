@@ -83,12 +83,13 @@ test('config disk: header, the JSON, then KEY\\0VALUE\\0 pairs; padded to 512', 
   assert.ok(disk.subarray(m[0].length + Number(m[1]) + Number(m[2])).every((b) => b === 0));
 });
 
-test('krd\'s pods: the control NIC and the host\'s /etc files reach the init plan; MACs name the NICs', () => {
-  const s: LaunchSpec = { ...clone(), control: { mac: '52:54:00:6b:72:64', address: '169.254.253.15/24' }, etc: { hosts: '127.0.0.1\tlocalhost\n10.77.0.2\tpod\n', resolvConf: 'nameserver 10.77.0.1\n' } };
+test('krd\'s pods: the control NIC, the host\'s /etc files and the shares (a file one too) reach the init plan; MACs name the NICs', () => {
+  const shares = [{ tag: 'b0', readonly: true }, { tag: 'b1', readonly: false, file: true }];
+  const s: LaunchSpec = { ...clone(), control: { mac: '52:54:00:6b:72:64', address: '169.254.253.15/24' }, etc: { hosts: '127.0.0.1\tlocalhost\n10.77.0.2\tpod\n', resolvConf: 'nameserver 10.77.0.1\n' }, shares };
   assert.deepEqual(validateLaunchSpec(JSON.parse(JSON.stringify(s))), s);
   const parts = initPlan(s).toString().split('\0').slice(0, -1);
   const pairs = parts.flatMap((_, i) => (i % 2 ? [] : [[parts[i], parts[i + 1]]]));
-  for (const want of [['mac', '52:54:00:12:34:56'], ['ctlmac', '52:54:00:6b:72:64'], ['ctladdr', '169.254.253.15/24'], ['hosts', s.etc!.hosts!], ['resolv', 'nameserver 10.77.0.1\n']]) {
+  for (const want of [['mac', '52:54:00:12:34:56'], ['ctlmac', '52:54:00:6b:72:64'], ['ctladdr', '169.254.253.15/24'], ['hosts', s.etc!.hosts!], ['resolv', 'nameserver 10.77.0.1\n'], ['share', 'b0:ro'], ['share', 'b1']]) {
     assert.ok(pairs.some(([k, v]) => k === want[0] && v === want[1]), `plan lacks ${want[0]}`);
   }
 });

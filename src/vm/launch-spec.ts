@@ -57,7 +57,12 @@ export interface LaunchContainer {
 export interface LaunchShare {
   tag: string;
   readonly: boolean;
+  /** A host file, not a directory: the share holds only it, as SHARED_FILE (./virtiofs.ts). */
+  file?: boolean;
 }
+
+/** The name of the one file in a file share (LaunchShare.file). */
+export const SHARED_FILE = 'file';
 
 export interface LaunchImage {
   /** The image's manifest digest (sha256:…); the disk was built from its flattened rootfs. */
@@ -279,7 +284,8 @@ export function validateLaunchSpec(v: unknown): LaunchSpec {
     shares = (o.shares as unknown[]).map((sh, i) => {
       const t = (sh as Record<string, unknown>)?.tag;
       if (!isStr(t) || !NAME.test(t) || t.length > 60) bad(`shares[${i}].tag must match ${NAME} (at most 60 characters)`);
-      return { tag: t as string, readonly: !!(sh as Record<string, unknown>).readonly };
+      const o = sh as Record<string, unknown>;
+      return { tag: t as string, readonly: !!o.readonly, ...(o.file ? { file: true } : {}) };
     });
   }
   return {

@@ -7,22 +7,33 @@
 // of its own where its source is a read-only bind mount of the directory, so any write the guest
 // asks for fails with EROFS in the host kernel. The bind lives and dies with that namespace:
 // nothing is left mounted on the host.
+//
+// A single host file (docker's -v FILE:/etc/app.conf) is shared the same way, through a staging
+// directory that holds nothing but that file: in virtiofsd's own mount namespace, a tmpfs with one
+// empty file (SHARED_FILE) on which the host file is bind-mounted (read-only for a read-only share),
+// the tmpfs then made read-only. virtiofsd serves (and chroots into) that tmpfs, so the guest sees
+// the file and never its siblings or its parent, and cannot add files beside it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KrError } from '../util/errors.ts';
+import { SHARED_FILE } from './launch-spec.ts';
 
 export const VIRTIOFSD = '/usr/lib/qemu/virtiofsd';
 const TAG = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 // $1 the directory, $2 the (empty) mount point, then virtiofsd's command line
 const READ_ONLY_BIND = 'mount --bind -- "$1" "$2" && mount -o remount,bind,ro -- "$2" && shift 2 && exec "$@"';
+// $1 the file, $2 the (empty) staging mount point, $3 ro or rw, then virtiofsd's command line
+const FILE_STAGING = `mount -t tmpfs -o mode=0755,size=4k,nr_inodes=4 kraud-file "$2" && : > "$2/${SHARED_FILE}" && mount --bind -- "$1" "$2/${SHARED_FILE}" && { [ "$3" = rw ] || mount -o remount,bind,ro -- "$2/${SHARED_FILE}"; } && mount -o remount,ro -- "$2" && shift 3 && exec "$@"`;
 
 export interface Share {
   tag: string;
   source: string;
   readonly: boolean;
+  /** `source` is a file, served as the one file (SHARED_FILE) of an otherwise empty directory. */
+  file?: boolean;
 }
 
 export interface RunningShare {
@@ -34,7 +45,7 @@ export interface RunningShare {
 
 /**
  * Starts the share's virtiofsd with `workDir` as its working directory (its socket and, for a
- * read-only share, its mount point are made there) and waits for its socket. `detached`: in a
+ * read-only or file share, its mount point are made there) and waits for its socket. `detached`: in a
  * session of its own, to outlive the caller (krd's pods outlive a krd restart).
  */
 export async function startVirtiofsd(workDir: string, share: Share, o: { detached: boolean; timeoutMs?: number }): Promise<RunningShare> {
@@ -42,11 +53,16 @@ export async function startVirtiofsd(workDir: string, share: Share, o: { detache
   // unique: virtiofsd names its pid file (a lock) after the socket path, so two pods' b0 must differ
   const socket = `fs-${share.tag}-${randomBytes(6).toString('hex')}.sock`;
   const daemonArgs = [VIRTIOFSD, `--socket-path=${socket}`, '-o', 'cache=auto', '-o', 'sandbox=chroot'];
+  const privateMounts = ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c'];
   let argv: string[];
-  if (share.readonly) {
+  if (share.file) {
+    const staging = join(workDir, `file-${share.tag}`);
+    await mkdir(staging, { recursive: true });
+    argv = [...privateMounts, FILE_STAGING, 'virtiofs-file', share.source, staging, share.readonly ? 'ro' : 'rw', ...daemonArgs, '-o', `source=${staging}`];
+  } else if (share.readonly) {
     const mountPoint = join(workDir, `ro-${share.tag}`);
     await mkdir(mountPoint, { recursive: true });
-    argv = ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', READ_ONLY_BIND, 'virtiofs-ro', share.source, mountPoint, ...daemonArgs, '-o', `source=${mountPoint}`];
+    argv = [...privateMounts, READ_ONLY_BIND, 'virtiofs-ro', share.source, mountPoint, ...daemonArgs, '-o', `source=${mountPoint}`];
   } else {
     argv = [...daemonArgs, '-o', `source=${share.source}`];
   }

@@ -55,7 +55,8 @@ export class ContainerMounts {
           specs.push({ type: 'tmpfs', target: m.destination, options: m.tmpfs });
           if (m.listed) records.push({ type: 'tmpfs', source: '', destination: m.destination, mode: m.mode, rw: !m.readonly, propagation: m.propagation });
         } else if (m.type === 'bind') {
-          if (m.createSource) await mkdir(m.source, { recursive: true, mode: 0o755 }).catch((err) => Promise.reject(withContext(err, `create mount source ${m.source}`)));
+          // -v makes a missing source a directory, as docker does; an existing file stays what it is
+          if (m.createSource && !existsSync(m.source)) await mkdir(m.source, { recursive: true, mode: 0o755 }).catch((err) => Promise.reject(withContext(err, `create mount source ${m.source}`)));
           specs.push({ type: 'bind', source: m.source, target: m.destination, readonly: m.readonly });
           records.push({ type: 'bind', source: m.source, destination: m.destination, mode: m.mode, rw: !m.readonly, propagation: m.propagation });
         } else {

@@ -42,8 +42,8 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 /** A mount as the host asks for it: a tmpfs, or one of the pod's shared host directories (by tag). */
 export type PodMount = { type: 'tmpfs'; target: string } | { type: 'share'; tag: string; target: string; readonly: boolean; populate?: boolean };
 
-/** The pod's shared directories: where each tag is mounted here, and whether read-only. */
-export type PodShares = Map<string, { dir: string; readonly: boolean }>;
+/** The pod's shared host directories and files: where each tag's directory (or file) is here, and whether read-only. */
+export type PodShares = Map<string, { source: string; readonly: boolean }>;
 
 /**
  * A pod container's HostConfig as inspect shows it. Restart policies are the host's business (krd
@@ -122,13 +122,13 @@ function mounts(v: unknown): PodMount[] | undefined {
   });
 }
 
-/** The runtime's mounts: each share becomes a bind of the directory where it is mounted here. */
+/** The runtime's mounts: each share becomes a bind of the directory (or file) where it is mounted here. */
 function runtimeMounts(list: PodMount[] | undefined, shares: PodShares): MountSpec[] | undefined {
   return list?.map((m) => {
     if (m.type === 'tmpfs') return m;
     const sh = shares.get(m.tag);
     if (!sh) throw new KrError('invalid', `create: the pod has no shared directory ${m.tag}`);
-    return { type: 'bind', source: sh.dir, target: m.target, readonly: m.readonly || sh.readonly, ...(m.populate ? { populate: true } : {}) };
+    return { type: 'bind', source: sh.source, target: m.target, readonly: m.readonly || sh.readonly, ...(m.populate ? { populate: true } : {}) };
   });
 }
 

@@ -9,6 +9,7 @@ import { mkdir, rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KrError } from '../../util/errors.ts';
+import { SHARED_FILE } from '../../vm/launch-spec.ts';
 import { killPod, podLaunchSpec, waitReady, type BootOptions, type PodRecord } from './pod-vm.ts';
 
 const MAIN = fileURLToPath(new URL('../../guest/vdocker/main.ts', import.meta.url));
@@ -20,8 +21,13 @@ export async function bootHostPod(dir: string, o: BootOptions): Promise<PodRecor
   const launch = join(dir, 'launch.json');
   await writeFile(launch, JSON.stringify(spec), { mode: 0o600 });
   // where vdocker finds the pod's shares (a VM's init mounts them there): links to the directories
+  // and, for a file, a directory holding a link to it
   await mkdir(join(dir, 'guest', 'shares'), { recursive: true });
-  for (const sh of o.shares ?? []) await symlink(sh.source, join(dir, 'guest', 'shares', sh.tag));
+  for (const sh of o.shares ?? []) {
+    const at = join(dir, 'guest', 'shares', sh.tag);
+    if (sh.file) await mkdir(at);
+    await symlink(sh.source, sh.file ? join(at, SHARED_FILE) : at);
+  }
   const log = openSync(join(dir, 'vdocker.log'), 'w');
   // the launch file's path on the command line names the pod dir, as the runtime checks for a pod's pid
   const child = spawn(process.execPath, ['--no-warnings', MAIN, launch], {

@@ -176,7 +176,7 @@ export function podLaunchSpec(o: BootOptions, vdockerArgv: string[], listenAddre
     images: [{ digest: o.image.manifestDigest }],
     containers: [],
     vdocker: { argv: vdockerArgv, listen: { address: listenAddress, port: 1 } },
-    shares: (o.shares ?? []).map(({ tag, readonly }) => ({ tag, readonly })),
+    shares: (o.shares ?? []).map(({ tag, readonly, file }) => ({ tag, readonly, ...(file ? { file } : {}) })),
   });
 }
 

@@ -74,22 +74,22 @@ function checkState(v: unknown): ProcessState {
 
 /**
  * Binds (docker's -v, --mount type=bind, named volumes) become virtiofs shares of the pod VM, one
- * per bind, and vdocker binds the share into the container; tmpfs mounts pass as they are. Only
- * directories can be shared.
+ * per bind, and vdocker binds the share into the container; tmpfs mounts pass as they are. A file
+ * is shared alone, without its directory (src/vm/virtiofs.ts).
  */
 function sharedMounts(list: MountSpec[]): { shares: Share[]; mounts: PodMount[] } {
   const shares: Share[] = [];
   const mounts = list.map((m): PodMount => {
     if (m.type !== 'bind') return m;
-    let dir = false;
+    let st;
     try {
-      dir = statSync(m.source).isDirectory();
+      st = statSync(m.source);
     } catch {
       throw new KrError('invalid', `bind source ${m.source}: it does not exist`);
     }
-    if (!dir) throw new KrError('invalid', `bind source ${m.source}: only directories can be bound into a VM pod (virtiofs shares directories)`);
+    if (!st.isDirectory() && !st.isFile()) throw new KrError('invalid', `bind source ${m.source}: only directories and regular files can be bound into a VM pod`);
     const tag = `b${shares.length}`;
-    shares.push({ tag, source: m.source, readonly: !!m.readonly });
+    shares.push({ tag, source: m.source, readonly: !!m.readonly, ...(st.isFile() ? { file: true } : {}) });
     return { type: 'share', tag, target: m.target, readonly: !!m.readonly, ...(m.populate ? { populate: true } : {}) };
   });
   return { shares, mounts };
