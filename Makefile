@@ -43,6 +43,10 @@ build/cradle-init: $(INIT_DEPS)
 	@mkdir -p build
 	gcc -O2 -Wall -Wextra -static -o $@ $(INIT_SRC)
 
+build/cradle-nic: native/cradle-nic.c
+	@mkdir -p build
+	gcc -O2 -Wall -Wextra -static -o $@ $<
+
 build/cradle-bare-init: native/cradle-bare-init.c
 	@mkdir -p build
 	gcc -O2 -Wall -Wextra -static -o $@ $<
@@ -51,7 +55,7 @@ build/cradle-bare-init: native/cradle-bare-init.c
 KERNEL_PKG_STAMP := /var/lib/dpkg/info/linux-image-cloud-amd64.list
 guest: .cache/cradle/assets.json
 
-.cache/cradle/assets.json: scripts/guest-assets.sh build/cradle-init build/cradle-bare-init build/krd-shim.static $(wildcard $(KERNEL_PKG_STAMP))
+.cache/cradle/assets.json: scripts/guest-assets.sh build/cradle-init build/cradle-nic build/cradle-bare-init build/krd-shim.static $(wildcard $(KERNEL_PKG_STAMP))
 	@sh scripts/guest-assets.sh .cache/cradle
 
 run: deps

@@ -1,15 +1,16 @@
 #!/bin/sh
 # Builds cradle's guest assets into OUT (default .cache/cradle): the Debian cloud kernel (vmlinuz,
 # copied from the installed linux-image-cloud-amd64's kernel package), initramfs.cpio (cradle-init
-# as /init, a static krd-shim as /bin/krd-shim, the virtio/erofs/overlay modules) and bare.cpio (the
-# benchmark's baseline init with the same modules), plus assets.json with their sha256 digests.
+# as /init, a static krd-shim as /bin/krd-shim, cradle-nic for hot-plugged NICs, the virtio/erofs/
+# overlay modules and virtio_pci, loaded only for a hot-plugged NIC) and bare.cpio (the benchmark's
+# baseline init with the same modules), plus assets.json with their sha256 digests.
 # Reproducible: the same inputs give the same bytes (sorted newc cpio, owner 0, mtime 0, no compression).
 set -eu
 cd "$(dirname "$0")/.."
 out=${1:-.cache/cradle}
 kpkg=$(dpkg-query -W -f='${Depends}' linux-image-cloud-amd64 | sed 's/ .*//; s/,.*//')
 kver=${kpkg#linux-image-}
-modules="virtio_ring virtio virtio_mmio virtio_blk failover net_failover virtio_net virtio_console libcrc32c erofs overlay fuse virtiofs"
+modules="virtio_ring virtio virtio_mmio virtio_blk failover net_failover virtio_net virtio_console libcrc32c erofs overlay fuse virtiofs virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci"
 mkdir -p "$out"
 tmp=$(mktemp -d "$out/.build-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -30,6 +31,7 @@ pack() { # pack DIR FILE
 
 stage "$tmp/full" build/cradle-init
 cp build/krd-shim.static "$tmp/full/bin/krd-shim"
+cp build/cradle-nic "$tmp/full/bin/cradle-nic"
 pack "$tmp/full" "$tmp/initramfs.cpio"
 stage "$tmp/bare" build/cradle-bare-init
 pack "$tmp/bare" "$tmp/bare.cpio"

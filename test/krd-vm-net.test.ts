@@ -4,7 +4,8 @@
 // user network, pc on the default bridge. Each guest's eth0 is a tap in the container's namespace
 // wired to krd's veth (src/net/tap-redirect.ts), so the pods have the addresses krd's IPAM gave
 // them, resolve each other through the embedded DNS, are published with -p, go out through
-// MASQUERADE and stay isolated per network.
+// MASQUERADE and stay isolated per network. docker network connect of a running pod hot-plugs a NIC
+// into its VM (src/runtime/vm/pod-nics.ts); disconnect unplugs it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -49,7 +50,7 @@ describe('krd --runtime vm: pods on krd networks (docker CLI, krd in its own net
     ns = createTestNetns();
     // krd's namespace reaches "the internet" through a veth; its default route points there
     inet = await fakeInternet(ns, work);
-    const applets = ['sleep', 'seq', 'nslookup', 'wget', 'ip', 'httpd', 'timeout'];
+    const applets = ['sleep', 'seq', 'nslookup', 'wget', 'ip', 'httpd', 'timeout', 'ping', 'ls'];
     const layers = [...standardLayers(), { entries: applets.map((a) => ({ type: 'symlink' as const, path: `bin/${a}`, target: 'busybox' })) }];
     const built = await buildImage(join(work, 'image'), layers, { config: { Cmd: ['sh'] }, tag: 'vmnet' });
     krd = await startKrd({ netns: ns.name, socket: join(work, 'krd.sock'), dataRoot: join(work, 'data'), args: ['--runtime', 'vm'] });
@@ -116,5 +117,29 @@ describe('krd --runtime vm: pods on krd networks (docker CLI, krd in its own net
     const r = krd.docker(['exec', 'pc', 'timeout', '5', 'wget', '-q', '-O-', `http://${ip.a}/`], LONG);
     assert.notEqual(r.code, 0, 'c reached a across networks');
     assert.notEqual(krd.docker(['exec', 'pc', 'nslookup', 'pa'], LONG).code, 0);
+  });
+
+  test('network connect of a running pod: a hot-plugged NIC with krd\'s address, a on the new network by name and address; disconnect takes it away', () => {
+    const t0 = Date.now();
+    ok(['network', 'connect', 'n', 'pc']);
+    console.log(`# docker network connect of a running pod: ${Date.now() - t0} ms`);
+    const cn = ok(['inspect', '-f', '{{.NetworkSettings.Networks.n.IPAddress}} {{.NetworkSettings.Networks.n.MacAddress}} {{.NetworkSettings.Networks.bridge.Gateway}}', 'pc']).split(' ');
+    assert.match(ok(['exec', 'pc', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth1']), new RegExp(`inet ${cn[0].replaceAll('.', '\\.')}/24 `));
+    assert.equal(ok(['exec', 'pc', 'cat', '/sys/class/net/eth1/address']), cn[1]);
+    // the default route stays the first network's, as in docker
+    assert.match(ok(['exec', 'pc', 'ip', 'route']), new RegExp(`^default via ${cn[2].replaceAll('.', '\\.')} dev eth0`, 'm'));
+    assert.equal(ok(['exec', 'pc', 'sh', '-c', retry('wget -q -O- http://pa/')]), 'hello from a');
+    assert.equal(ok(['exec', 'pc', 'wget', '-q', '-O-', `http://${ip.a}/`]), 'hello from a');
+    ok(['exec', 'pc', 'ping', '-c', '1', '-W', '10', 'pa']);
+
+    const t1 = Date.now();
+    ok(['network', 'disconnect', 'n', 'pc']);
+    console.log(`# docker network disconnect of a running pod: ${Date.now() - t1} ms`);
+    assert.deepEqual(ok(['exec', 'pc', 'ls', '/sys/class/net']).split(/\s+/).sort(), ['eth0', 'kraud0', 'lo']);
+    assert.notEqual(krd.docker(['exec', 'pc', 'timeout', '5', 'wget', '-q', '-O-', `http://${ip.a}/`], LONG).code, 0, 'c still reaches a');
+    // nothing left in the container's namespace but its veth and the boot NIC's tap
+    const id = ok(['inspect', '-f', '{{.Id}}', 'pc']);
+    const links = ns.run(['nsenter', `--net=${join(work, 'data', 'network', 'containers', id, 'netns')}`, 'ip', '-o', 'link'], { timeout: 10_000 }).stdout;
+    assert.deepEqual([...links.matchAll(/^\d+: ([^:@]+)/gm)].map((m) => m[1]).sort(), ['eth0', 'lo', 'tap0']);
   });
 });

@@ -151,6 +151,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     const volumes = new VolumeService(state, dataRoot, events);
     const containers = new ContainerService(state, images, rt, events, containerNetworks, volumes);
     containerNetworks.resolveContainer = (ref) => containers.resolve(ref);
+    // a container the runtime does not hold (yet) has nothing to carry over
+    containerNetworks.changed = async (id) => (await rt.reattach(id).catch(() => null))?.networksChanged?.();
     await containers.recover();
     await containerNetworks.recover();
     const execs = new ExecService(state, containers, rt);

@@ -200,6 +200,12 @@ export interface Container extends RuntimeProcess {
   putArchive(path: string, tar: AsyncIterable<Buffer>, opts?: PutArchiveOptions): Promise<void>;
   /** Removes every trace (state dir, upper dir, cgroups); kills the process first if `force`. */
   delete(opts?: { force?: boolean }): Promise<void>;
+  /**
+   * The container's network namespace gained or lost interfaces (docker network connect and
+   * disconnect). Absent where its processes live in that namespace and see it at once (ns); a VM
+   * carries the change into its guest.
+   */
+  networksChanged?(): Promise<void>;
 }
 
 export interface Runtime {

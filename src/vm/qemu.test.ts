@@ -42,6 +42,14 @@ test('a tap on an fd (krd bridge networking) beside a restricted control NIC, an
   assert.throws(() => qemuArgs({ ...base, network: { mode: 'tap', mac: '52:54:00:00:00:01', fd: 0 } }), /invalid tap fd/);
 });
 
+test('hot-plug: PCIe on, root ports hp0… for virtio-net-pci, a QMP socket, native PCIe control for the guest', () => {
+  const a = qemuArgs({ ...base, hotplug: { qmp: 'qmp.sock', slots: 2 } });
+  assert.match(after(a, '-M')[0], /,pcie=on$/);
+  assert.deepEqual(after(a, '-qmp'), ['unix:qmp.sock,server=on,wait=off']);
+  assert.deepEqual(after(a, '-device').filter((d) => d.startsWith('pcie-root-port')), ['pcie-root-port,id=hp0,chassis=1,slot=1', 'pcie-root-port,id=hp1,chassis=1,slot=2']);
+  assert.match(after(a, '-append')[0], / pcie_ports=native/);
+});
+
 test('KRAUD_ACCEL forces the accelerator; anything else is refused', () => {
   assert.equal(chooseAccel({ KRAUD_ACCEL: 'tcg' }), 'tcg');
   assert.equal(chooseAccel({ KRAUD_ACCEL: 'kvm' }), 'kvm');

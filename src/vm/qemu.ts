@@ -70,6 +70,12 @@ export interface QemuOptions {
   quiet: boolean;
   /** virtiofs shares: the vhost-user socket of each share's virtiofsd. */
   shares?: { tag: string; socket: string }[];
+  /**
+   * NICs plugged in while the guest runs (krd: docker network connect): virtio-mmio cannot be
+   * hot-plugged, so the machine gets PCIe with `slots` root ports (hp0…) and a QMP socket to plug
+   * virtio-net-pci devices into them (src/runtime/vm/pod-nics.ts).
+   */
+  hotplug?: { qmp: string; slots: number };
 }
 
 export function qemuArgs(o: QemuOptions): string[] {
@@ -77,9 +83,11 @@ export function qemuArgs(o: QemuOptions): string[] {
   const cmdline = ['console=hvc0', 'panic=-1', 'cryptomgr.notests', 'no_timer_check', 'noreplace-smp', 'i8042.noaux', 'i8042.nokbd'];
   if (o.quiet) cmdline.push('quiet', 'loglevel=0');
   if (khz) cmdline.push(`tsc_early_khz=${khz}`);
+  // microvm's ACPI grants the guest no native PCIe control; without it pciehp sees no hot-plug
+  if (o.hotplug) cmdline.push('pcie_ports=native');
   const shares = o.shares ?? [];
   // vhost-user (virtiofsd) needs guest RAM it can map (a shared memfd) and modern virtio-mmio
-  const machine = `microvm,x-option-roms=off,pit=off,pic=off,isa-serial=off,rtc=off${shares.length ? ',memory-backend=mem' : ''}`;
+  const machine = `microvm,x-option-roms=off,pit=off,pic=off,isa-serial=off,rtc=off${shares.length ? ',memory-backend=mem' : ''}${o.hotplug ? ',pcie=on' : ''}`;
   const args = [
     '-M', machine,
     '-accel', o.accel,
@@ -107,6 +115,10 @@ export function qemuArgs(o: QemuOptions): string[] {
   } else if (o.network.mode === 'tap') {
     if (!Number.isInteger(o.network.fd) || o.network.fd < 3) throw new KrError('invalid', `invalid tap fd: ${o.network.fd}`);
     args.push('-netdev', `tap,id=n0,fd=${o.network.fd}`, '-device', `virtio-net-device,netdev=n0,mac=${o.network.mac}`);
+  }
+  if (o.hotplug) {
+    args.push('-qmp', `unix:${o.hotplug.qmp},server=on,wait=off`);
+    for (let i = 0; i < o.hotplug.slots; i++) args.push('-device', `pcie-root-port,id=hp${i},chassis=1,slot=${i + 1}`);
   }
   if (o.control) {
     const c = o.control;

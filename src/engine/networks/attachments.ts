@@ -37,6 +37,8 @@ export class ContainerNetworks {
   resolveContainer: (ref: string) => ContainerRef = () => {
     throw new KrError('unavailable', 'containers are not available yet');
   };
+  /** Set by the daemon: the runtime told that a container's namespace changed (a VM pod's guest follows). */
+  changed: (id: string) => Promise<void> = async () => undefined;
 
   constructor(nets: NetworkService, dataRoot: string) {
     this.nets = nets;
@@ -179,9 +181,14 @@ export class ContainerNetworks {
     if (typeof b.Container !== 'string') throw new KrError('invalid', 'Container is required');
     const c = this.resolveContainer(b.Container);
     const mine = this.ownNamespace(c, n);
-    await this.nets.attach(n, { id: c.id, netns: mine, ...endpointRequest(b.EndpointConfig), defaultRoute: this.nets.records.endpointsOf(c.id).length === 0 });
+    const e = await this.nets.attach(n, { id: c.id, netns: mine, ...endpointRequest(b.EndpointConfig), defaultRoute: this.nets.records.endpointsOf(c.id).length === 0 });
     // a container that had no embedded DNS (default bridge) gets this network's, as in docker
     if (this.nets.isUserDefined(n)) await useEmbeddedDns(join(this.root, c.id, 'resolv.conf'), n.ipam.Config[0].Gateway, this.gateways());
+    // a runtime that cannot carry the new network over fails the connect, as docker's does
+    await this.changed(c.id).catch(async (err: unknown) => {
+      await this.nets.detach(e).catch(() => undefined);
+      throw err;
+    });
   }
 
   /** Gateways of the user networks: the addresses an embedded DNS listens on. */
@@ -198,6 +205,7 @@ export class ContainerNetworks {
     const e = this.nets.records.endpointsOf(c.id).find((x) => x.network_id === n.id);
     if (!e) throw new KrError('denied', `container ${c.id} is not connected to network ${n.name}`);
     await this.nets.detach(e);
+    await this.changed(c.id);
   }
 
   private ownNamespace(c: ContainerRef, n: NetworkRecord): string {

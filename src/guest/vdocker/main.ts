@@ -46,7 +46,7 @@ if (consoleFd >= 0 && existsSync('/bin/krd-shim') && existsSync(`${tools}/bin/kr
   process.env.KRAUD_SHIM_POOL ??= '0';
   process.env.KRAUD_SPAWNER ??= JSON.stringify([`${tools}/lib/ld-linux-x86-64.so.2`, '--library-path', `${tools}/lib`, `${tools}/bin/krd-spawner`]);
 }
-const [{ parseLaunchSpec, SHARED_FILE }, { NsRuntime }, { startVdocker }] = await Promise.all([import('../../vm/launch-spec.ts'), import('../../runtime/ns/ns-runtime.ts'), import('./server.ts')]);
+const [{ parseLaunchSpec, SHARED_FILE }, { NsRuntime }, { startVdocker }, { cradleNics }] = await Promise.all([import('../../vm/launch-spec.ts'), import('../../runtime/ns/ns-runtime.ts'), import('./server.ts'), import('./nics.ts')]);
 say(`code loaded in ${Math.round(performance.now() - t0)} ms`);
 const spec = parseLaunchSpec(readFileSync(launch, 'utf8'));
 if (!spec.vdocker) {
@@ -69,6 +69,7 @@ const vd = await startVdocker({
   setClock,
   // mounted by init (virtiofs); on the host (tests) the launcher puts links there
   shares: new Map((spec.shares ?? []).map((sh) => [sh.tag, { source: join(root, 'shares', sh.tag, ...(sh.file ? [SHARED_FILE] : [])), readonly: sh.readonly }])),
+  nics: consoleFd >= 0 ? cradleNics : undefined,
   containers: spec.containers.map((c) => ({
     id: c.name,
     name: c.name,

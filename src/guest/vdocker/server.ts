@@ -26,6 +26,7 @@ import type { Runtime } from '../../runtime/runtime.ts';
 import { KrError } from '../../util/errors.ts';
 import { bearerCheck } from './auth.ts';
 import { createInPod, parseCreateBody, podHostConfig, type PodShares } from './create.ts';
+import { nicRoutes, type GuestNics } from './nics.ts';
 
 export const VDOCKER_PORT = 1;
 export const VDOCKER_VERSION = '0.1.0-kraud-vdocker';
@@ -55,6 +56,8 @@ export interface VdockerOptions {
   shares?: PodShares;
   /** Sets the wall clock (in a VM guest, which has no clock of its own); absent: POST /kraud/clock is 404. */
   setClock?: (unixMs: number) => Promise<void>;
+  /** Configures NICs the host hot-plugs (in a VM guest); absent: /kraud/nics is 404. */
+  nics?: GuestNics;
   /** Where the records live (default in memory; a file lets a restarted vdocker keep exit codes). */
   statePath?: string;
   /** The directory with the pod's hosts, resolv.conf and hostname (init writes them), bound into the containers the host creates. */
@@ -156,6 +159,7 @@ export async function startVdocker(opts: VdockerOptions): Promise<Vdocker> {
       noContent(res);
     });
   }
+  if (opts.nics) nicRoutes(router, opts.nics, opts.etcDir);
   archiveRoutes(router, services);
   statsRoutes(router, services);
   execRoutes(router, services);

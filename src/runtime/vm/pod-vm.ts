@@ -36,6 +36,7 @@ import { startShares, VIRTIOFSD, type Share } from '../../vm/virtiofs.ts';
 import { RootfsCache } from '../ns/rootfs-cache.ts';
 import { call, type Endpoint } from './vdocker-client.ts';
 import { toolsDisk, vdockerArgv } from './tools-disk.ts';
+import { NIC_SLOTS, QMP_SOCKET } from './pod-nics.ts';
 
 const run = promisify(execFile);
 const TAPFD = fileURLToPath(new URL('../../../build/krd-tapfd', import.meta.url));
@@ -187,13 +188,15 @@ interface PodNics {
   qemu: QemuOptions['network'];
   /** What qemu is started through (krd-tapfd for a tap in the container's namespace). */
   wrap: string[];
+  /** Networks joined later get hot-plugged NICs (./pod-nics.ts). */
+  hotplug: boolean;
 }
 
 /** The guest's NICs; for krd's networks, the tap set up in the container's namespace. */
 async function podNics(o: BootOptions): Promise<PodNics> {
   const user = USER_NETWORK.mode === 'static' ? USER_NETWORK.mac : '';
-  if (o.network.mode === 'user') return { network: USER_NETWORK, control: false, qemu: { mode: 'user', mac: user, forwards: [] }, wrap: [] };
-  if (o.network.mode === 'none') return { network: { mode: 'none' }, control: true, qemu: { mode: 'none' }, wrap: [] };
+  if (o.network.mode === 'user') return { network: USER_NETWORK, control: false, qemu: { mode: 'user', mac: user, forwards: [] }, wrap: [], hotplug: false };
+  if (o.network.mode === 'none') return { network: { mode: 'none' }, control: true, qemu: { mode: 'none' }, wrap: [], hotplug: false };
   const path = o.network.path;
   const link = await readLink(path, VETH);
   await redirectToTap(path, VETH, TAP, link.mtu);
@@ -202,6 +205,7 @@ async function podNics(o: BootOptions): Promise<PodNics> {
     control: true,
     qemu: { mode: 'tap', mac: link.mac, fd: 3 },
     wrap: [TAPFD, path, TAP],
+    hotplug: true,
   };
 }
 
@@ -245,6 +249,7 @@ async function bootWith(dir: string, o: BootOptions, nics: PodNics, [imageDisk, 
       shares: shares.map(({ tag, socket }) => ({ tag, socket })),
       network: nics.qemu.mode === 'user' ? { ...nics.qemu, forwards } : nics.qemu,
       ...(nics.control ? { control: { ...CONTROL, forwards } } : {}),
+      ...(nics.hotplug ? { hotplug: { qmp: QMP_SOCKET, slots: NIC_SLOTS } } : {}),
       // KRAUD_VM_DEBUG=1: the guest kernel's messages too, in the pod's console.log
       quiet: !process.env.KRAUD_VM_DEBUG,
     });

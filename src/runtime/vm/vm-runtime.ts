@@ -2,22 +2,32 @@
 // runs it; every Container call is a vdocker request with the pod secret (./vdocker-client.ts).
 // State lives under the root dir: <root>/pods/<id>/ (pod.json, config disk, console log) and
 // <root>/disks/ (image and tools disks, cached). krd never learns it talks to a VM.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { withDefaultPath } from '../../image/container-env.ts';
 import { isKrError, KrError, withContext } from '../../util/errors.ts';
 import { chooseAccel, type Accel } from '../../vm/qemu.ts';
-import type { PodMount } from '../../guest/vdocker/create.ts';
-import type { Share } from '../../vm/virtiofs.ts';
-import type { Container, ContainerSpec, MountSpec, ExecSpec, LogEntry, LogOptions, PathStat, ProcessState, PutArchiveOptions, Runtime, RuntimeProcess, Stats, Stdio, TopResult, ExitStatus } from '../runtime.ts';
+import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, PathStat, ProcessState, PutArchiveOptions, Runtime, RuntimeProcess, Stats, Stdio, TopResult, ExitStatus } from '../runtime.ts';
 import { signalNumber } from '../signals.ts';
-import type { LaunchEtc } from '../../vm/launch-spec.ts';
-import { alive, bootPod, endpointOf, killPod, PodDisks, readPod, type PodLauncher, type PodNetwork, type PodRecord } from './pod-vm.ts';
+import { alive, bootPod, endpointOf, killPod, PodDisks, readPod, type PodLauncher, type PodRecord } from './pod-vm.ts';
+import { syncNics } from './pod-nics.ts';
+import { etcOf, NETWORK_FILES, podNetworkOf, sharedMounts } from './pod-spec.ts';
 import { entryOf, stdioOver, ttyEntries } from './streams.ts';
 import { call, callJson, demux, hijack, passThrough, stream, type Endpoint } from './vdocker-client.ts';
 import { exitOf, VmExec } from './vm-exec.ts';
+import { checkState, checkStats, checkTop, pathStatOf } from './answers.ts';
+
+/** <pod dir>/container.json */
+interface SavedContainer {
+  tty: boolean;
+  openStdin: boolean;
+  /** krd's network namespace of the container, whose veths the pod's NICs follow. */
+  netns?: string;
+  /** krd's resolv.conf of the container (a network joined later may bring an embedded DNS). */
+  resolvConf?: string;
+}
 
 /** <pod dir>/execs/<krd's exec id>.json */
 interface SavedExec {
@@ -28,71 +38,12 @@ interface SavedExec {
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const VDOCKER_EXEC_ID = /^[A-Za-z0-9]{1,128}$/;
-const NETWORK_FILES = ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'];
-
-/**
- * krd's network files (hosts, resolv.conf; bound into ns containers) travel to the guest in the
- * launch spec instead: init writes them and vdocker binds them into the pod's containers. The
- * hostname file is the launch spec's hostname.
- */
-async function etcOf(mounts: MountSpec[]): Promise<LaunchEtc> {
-  const text = (target: string) => {
-    const m = mounts.find((x) => x.type === 'bind' && x.target === target);
-    return m && m.type === 'bind' ? readFile(m.source, 'utf8').catch(() => undefined) : undefined;
-  };
-  const [hosts, resolvConf] = await Promise.all([text('/etc/hosts'), text('/etc/resolv.conf')]);
-  return { ...(hosts !== undefined ? { hosts } : {}), ...(resolvConf !== undefined ? { resolvConf } : {}) };
-}
-
-/** krd's network namespace (bridge, user networks) becomes the VM's eth0; host: the VM's own network. */
-function podNetworkOf(n: ContainerSpec['network']): PodNetwork {
-  if (n === undefined || n === 'none') return { mode: 'none' };
-  if (n === 'host') return { mode: 'user' };
-  return { mode: 'netns', path: n.netnsPath };
-}
-
 export interface VmRuntimeOptions {
   accel?: Accel;
   /** Guest RAM when the container sets no memory limit (MiB; node for vdocker needs ≈ 100 of it). */
   defaultMemoryMiB?: number;
   /** How pods come up (default: qemu microVMs; tests: ./host-pod.ts). */
   launcher?: PodLauncher;
-}
-
-function checkState(v: unknown): ProcessState {
-  const o = v as { status?: unknown; pid?: unknown; exit?: Record<string, unknown> | null };
-  if (!o || (o.status !== 'created' && o.status !== 'running' && o.status !== 'exited')) throw new Error('status');
-  if (!Number.isSafeInteger(o.pid)) throw new Error('pid');
-  if (o.status !== 'exited') return { status: o.status, ...((o.pid as number) > 0 ? { pid: o.pid as number } : {}) };
-  const e = o.exit;
-  if (!e || !Number.isSafeInteger(e.exitCode) || typeof e.signal !== 'string' || typeof e.finishedAt !== 'string') throw new Error('exit');
-  const at = new Date(e.finishedAt);
-  const exit: ExitStatus = { exitCode: e.exitCode as number, finishedAt: Number.isFinite(at.getTime()) ? at : new Date(0) };
-  if (/^SIG[A-Z0-9]{1,10}$/.test(e.signal)) exit.signal = e.signal;
-  return { status: 'exited', exit };
-}
-
-/**
- * Binds (docker's -v, --mount type=bind, named volumes) become virtiofs shares of the pod VM, one
- * per bind, and vdocker binds the share into the container; tmpfs mounts pass as they are. A file
- * is shared alone, without its directory (src/vm/virtiofs.ts).
- */
-function sharedMounts(list: MountSpec[]): { shares: Share[]; mounts: PodMount[] } {
-  const shares: Share[] = [];
-  const mounts = list.map((m): PodMount => {
-    if (m.type !== 'bind') return m;
-    let st;
-    try {
-      st = statSync(m.source);
-    } catch {
-      throw new KrError('invalid', `bind source ${m.source}: it does not exist`);
-    }
-    if (!st.isDirectory() && !st.isFile()) throw new KrError('invalid', `bind source ${m.source}: only directories and regular files can be bound into a VM pod`);
-    const tag = `b${shares.length}`;
-    shares.push({ tag, source: m.source, readonly: !!m.readonly, ...(st.isFile() ? { file: true } : {}) });
-    return { type: 'share', tag, target: m.target, readonly: !!m.readonly, ...(m.populate ? { populate: true } : {}) };
-  });
-  return { shares, mounts };
 }
 
 /** docker's unix-seconds time parameter. */
@@ -136,7 +87,14 @@ export class VmRuntime implements Runtime {
     let pod: PodRecord | null = null;
     try {
       await mkdir(dir);
-      await writeFile(join(dir, 'container.json'), JSON.stringify({ tty: !!spec.tty, openStdin: !!spec.openStdin }));
+      const resolvConf = spec.mounts?.find((m) => m.type === 'bind' && m.target === '/etc/resolv.conf');
+      const saved: SavedContainer = {
+        tty: !!spec.tty,
+        openStdin: !!spec.openStdin,
+        ...(podNetwork.mode === 'netns' ? { netns: podNetwork.path } : {}),
+        ...(resolvConf?.type === 'bind' ? { resolvConf: resolvConf.source } : {}),
+      };
+      await writeFile(join(dir, 'container.json'), JSON.stringify(saved));
       pod = await this.launch(dir, { id: spec.id, image: spec.rootfs.image, disks: this.disks, accel: this.accel, memoryMiB: mem, cpus, shares, readyTimeoutMs: this.accel === 'kvm' ? 60_000 : 300_000, network: podNetwork, hostname: spec.hostname, etc });
       const body = {
         id: spec.id,
@@ -159,7 +117,10 @@ export class VmRuntime implements Runtime {
         mounts,
       };
       await call(endpointOf(pod), 'POST', '/kraud/containers', { body: Buffer.from(JSON.stringify(body)), deadlineMs: 60_000 });
-      return new VmContainer(spec.id, dir, pod, { tty: !!spec.tty, openStdin: !!spec.openStdin });
+      const c = new VmContainer(spec.id, dir, pod, saved);
+      // created on several networks: the others than the first are hot-plugged NICs
+      await c.networksChanged();
+      return c;
     } catch (err) {
       if (pod) killPod(pod);
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
@@ -171,9 +132,9 @@ export class VmRuntime implements Runtime {
     const dir = this.dirOf(id);
     const pod = await readPod(dir).catch(() => null);
     if (!pod) throw new KrError('not-found', `no such container: ${id}`);
-    let io = { tty: false, openStdin: false };
+    let io: SavedContainer = { tty: false, openStdin: false };
     try {
-      io = JSON.parse(readFileSync(join(dir, 'container.json'), 'utf8')) as typeof io;
+      io = JSON.parse(readFileSync(join(dir, 'container.json'), 'utf8')) as SavedContainer;
     } catch {
       // written before pod.json; absent only if someone removed it
     }
@@ -196,14 +157,24 @@ class VmContainer implements Container {
   /** The exit, once seen (until a recreate). */
   private exited: ExitStatus | null = null;
 
-  constructor(id: string, dir: string, pod: PodRecord, io: { tty: boolean; openStdin: boolean }) {
+  private readonly netns: string | undefined;
+  private readonly resolvConf: string | undefined;
+
+  constructor(id: string, dir: string, pod: PodRecord, io: SavedContainer) {
     this.id = id;
     this.dir = dir;
     this.pod = pod;
     this.ep = endpointOf(pod);
     this.tty = io.tty;
     this.openStdin = io.openStdin;
+    this.netns = typeof io.netns === 'string' ? io.netns : undefined;
+    this.resolvConf = typeof io.resolvConf === 'string' ? io.resolvConf : undefined;
     this.path = `/containers/${id}`;
+  }
+
+  /** The namespace's veths changed (docker network connect/disconnect): the guest's NICs follow (./pod-nics.ts). */
+  async networksChanged(): Promise<void> {
+    if (this.netns) await syncNics({ dir: this.dir, netns: this.netns, ep: this.ep, alive: () => this.vmAlive(), resolvConf: this.resolvConf });
   }
 
   /** The pod's qemu still runs (its pid checked against the command line naming this pod's disk). */
@@ -349,43 +320,12 @@ class VmContainer implements Container {
   }
 
   async stats(): Promise<Stats> {
-    return callJson(this.ep, 'GET', `${this.path}/stats?stream=0&one-shot=1`, (v) => {
-      const o = v as Record<string, Record<string, unknown>>;
-      const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : 0);
-      const mem = o?.memory_stats ?? {};
-      const usage = (o?.cpu_stats?.cpu_usage ?? {}) as Record<string, unknown>;
-      const read = new Date(typeof o?.read === 'string' ? (o.read as unknown as string) : NaN);
-      return {
-        memory: { usage: num(mem.usage), limit: typeof mem.limit === 'number' && mem.limit > 0 ? mem.limit : null },
-        cpuNanos: num(usage.total_usage),
-        pids: num(o?.pids_stats?.current),
-        read: Number.isFinite(read.getTime()) ? read : new Date(),
-      };
-    });
+    return callJson(this.ep, 'GET', `${this.path}/stats?stream=0&one-shot=1`, checkStats);
   }
 
   async top(psArgs: string[]): Promise<TopResult> {
     const q = psArgs.length ? `?ps_args=${encodeURIComponent(psArgs.join(' '))}` : '';
-    return callJson(this.ep, 'GET', `${this.path}/top${q}`, (v) => {
-      const o = v as { Titles?: unknown; Processes?: unknown };
-      const strs = (a: unknown): a is string[] => Array.isArray(a) && a.every((x) => typeof x === 'string');
-      if (!strs(o?.Titles) || !Array.isArray(o.Processes) || !o.Processes.every(strs)) throw new Error('Titles/Processes');
-      return { titles: o.Titles, processes: o.Processes as string[][] };
-    });
-  }
-
-  private statFrom(header: string | string[] | undefined): PathStat {
-    if (typeof header !== 'string' || header.length > 64 * 1024) throw new KrError('unavailable', `${this.ep.label}: no path stat in the answer`);
-    let v: Record<string, unknown>;
-    try {
-      v = JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as Record<string, unknown>;
-    } catch {
-      throw new KrError('unavailable', `${this.ep.label}: a path stat that is not JSON`);
-    }
-    if (typeof v?.name !== 'string' || !Number.isSafeInteger(v.size) || !Number.isSafeInteger(v.mode) || typeof v.mtime !== 'string' || typeof v.linkTarget !== 'string') {
-      throw new KrError('unavailable', `${this.ep.label}: a malformed path stat`);
-    }
-    return { name: v.name, size: v.size as number, mode: v.mode as number, mtime: v.mtime, linkTarget: v.linkTarget };
+    return callJson(this.ep, 'GET', `${this.path}/top${q}`, checkTop);
   }
 
   async statPath(path: string): Promise<PathStat> {
@@ -393,13 +333,13 @@ class VmContainer implements Container {
       // a HEAD answer has no body to carry vdocker's message
       throw isKrError(err, 'not-found') ? new KrError('not-found', `Could not find the file ${path} in container ${this.id}`) : err;
     });
-    return this.statFrom(a.headers['x-docker-container-path-stat']);
+    return pathStatOf(this.ep.label, a.headers['x-docker-container-path-stat']);
   }
 
   async getArchive(path: string): Promise<{ stat: PathStat; tar: Readable }> {
     const { res, abort } = await stream(this.ep, 'GET', `${this.path}/archive?path=${encodeURIComponent(path)}`);
     try {
-      return { stat: this.statFrom(res.headers['x-docker-container-path-stat']), tar: passThrough(res, abort) };
+      return { stat: pathStatOf(this.ep.label, res.headers['x-docker-container-path-stat']), tar: passThrough(res, abort) };
     } catch (err) {
       abort();
       throw err;
