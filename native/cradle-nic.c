@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -104,12 +105,11 @@ static int add(const char *name, const char *mac, const char *cidr, int mtu) {
 
 /* /sys/bus/pci/slots/N/power of the slot whose address (domain:bus:device) is the NIC's. */
 static int del(const char *name) {
-  char link[512], target[512];
-  snprintf(link, sizeof link, "/sys/class/net/%s/device", name);
-  ssize_t n = readlink(link, target, sizeof target - 1);
-  if (n < 0) return errno == ENOENT ? 0 : fail(link); /* gone already */
-  target[n] = '\0';
-  char *dev = basename(target); /* 0000:02:00.0 */
+  /* the NIC's device is the virtio device; its parent the PCI function (0000:01:00.0) */
+  char link[512], target[PATH_MAX];
+  snprintf(link, sizeof link, "/sys/class/net/%s/device/..", name);
+  if (!realpath(link, target)) return errno == ENOENT ? 0 : fail(link); /* gone already */
+  char *dev = basename(target);
   char *fn = strrchr(dev, '.');
   if (fn) *fn = '\0';
   DIR *d = opendir("/sys/bus/pci/slots");

@@ -142,4 +142,13 @@ describe('krd --runtime vm: pods on krd networks (docker CLI, krd in its own net
     const links = ns.run(['nsenter', `--net=${join(work, 'data', 'network', 'containers', id, 'netns')}`, 'ip', '-o', 'link'], { timeout: 10_000 }).stdout;
     assert.deepEqual([...links.matchAll(/^\d+: ([^:@]+)/gm)].map((m) => m[1]).sort(), ['eth0', 'lo', 'tap0']);
   });
+
+  test('network connect of a stopped pod: its VM takes the NIC at once, the container has it when it starts again', () => {
+    ok(['stop', '-t', '0', 'pb']);
+    ok(['network', 'connect', 'bridge', 'pb']);
+    ok(['start', 'pb']);
+    ok(['exec', 'pb', 'ping', '-c', '1', '-W', '10', ip.c]);
+    ok(['network', 'disconnect', 'bridge', 'pb']);
+    assert.equal(krd.docker(['exec', 'pb', 'ls', '/sys/class/net/eth1'], LONG).code, 1);
+  });
 });
