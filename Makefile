@@ -39,11 +39,11 @@ build/krd-shim.static: $(SHIM_DEPS)
 	@mkdir -p build
 	gcc -O2 -Wall -Wextra -static -o $@ $(SHIM_SRC) -lutil
 
-build/cradle-init: $(INIT_DEPS)
+build/cradle-init: $(INIT_DEPS) native/nic-by-mac.h
 	@mkdir -p build
 	gcc -O2 -Wall -Wextra -static -o $@ $(INIT_SRC)
 
-build/cradle-nic: native/cradle-nic.c
+build/cradle-nic: native/cradle-nic.c native/nic-by-mac.h
 	@mkdir -p build
 	gcc -O2 -Wall -Wextra -static -o $@ $<
 

@@ -10,11 +10,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cradle-init-host.h"
 #include "cradle-init-net.h"
 #include "cradle-init-plan.h"
+#include "nic-by-mac.h"
 
 static void if_up(int s, const char *name) {
   struct ifreq ifr = {0};
@@ -24,28 +26,18 @@ static void if_up(int s, const char *name) {
   if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) die(name);
 }
 
-/* The NIC with this MAC gets this name (NICs are still down at boot, so a rename works). The order
- * in which virtio-mmio NICs appear is the kernel's business; the host names them by MAC. */
+/* The NIC with this MAC gets this name (NICs are still down at boot, so a rename works). */
 static void name_by_mac(int s, const char *want, const char *name) {
-  struct if_nameindex *all = if_nameindex();
-  if (!all) die("if_nameindex");
-  for (struct if_nameindex *i = all; i->if_index; i++) {
-    struct ifreq ifr = {0};
-    snprintf(ifr.ifr_name, IFNAMSIZ, "%s", i->if_name);
-    if (ioctl(s, SIOCGIFHWADDR, &ifr) != 0) continue;
-    const unsigned char *h = (const unsigned char *)ifr.ifr_hwaddr.sa_data;
-    char got[18];
-    snprintf(got, sizeof got, "%02x:%02x:%02x:%02x:%02x:%02x", h[0], h[1], h[2], h[3], h[4], h[5]);
-    if (strcmp(got, want)) continue;
-    if (strcmp(i->if_name, name)) {
-      snprintf(ifr.ifr_newname, IFNAMSIZ, "%s", name);
-      if (ioctl(s, SIOCSIFNAME, &ifr) != 0) die(name);
-    }
-    if_freenameindex(all);
-    return;
+  char now[IFNAMSIZ];
+  if (!nic_by_mac(s, want, now)) {
+    errno = ENODEV;
+    die(want);
   }
-  errno = ENODEV;
-  die(want);
+  if (!strcmp(now, name)) return;
+  struct ifreq ifr = {0};
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%s", now);
+  snprintf(ifr.ifr_newname, IFNAMSIZ, "%s", name);
+  if (ioctl(s, SIOCSIFNAME, &ifr) != 0) die(name);
 }
 
 /* address/prefix on ifname, which is brought up; ip gets the bare address. */

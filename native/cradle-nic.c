@@ -24,7 +24,10 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <strings.h>
 #include <unistd.h>
+
+#include "nic-by-mac.h"
 
 /* virtio-net-pci's transport: not loaded at boot (pods that never connect do not pay for it) */
 static const char *modules[] = {"virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci"};
@@ -47,24 +50,6 @@ static int load_modules(void) {
   return 0;
 }
 
-/* The current name of the NIC with this MAC into name; 0 when there is none (yet). */
-static int find_mac(int s, const char *mac, char name[IFNAMSIZ]) {
-  struct if_nameindex *all = if_nameindex();
-  if (!all) return 0;
-  int found = 0;
-  for (struct if_nameindex *i = all; i->if_index && !found; i++) {
-    struct ifreq ifr = {0};
-    snprintf(ifr.ifr_name, IFNAMSIZ, "%s", i->if_name);
-    if (ioctl(s, SIOCGIFHWADDR, &ifr) != 0) continue;
-    const unsigned char *h = (const unsigned char *)ifr.ifr_hwaddr.sa_data;
-    char got[18];
-    snprintf(got, sizeof got, "%02x:%02x:%02x:%02x:%02x:%02x", h[0], h[1], h[2], h[3], h[4], h[5]);
-    if (!strcasecmp(got, mac)) found = 1, snprintf(name, IFNAMSIZ, "%s", i->if_name);
-  }
-  if_freenameindex(all);
-  return found;
-}
-
 static int add(const char *name, const char *mac, const char *cidr, int mtu) {
   if (strlen(name) >= IFNAMSIZ) return errno = ENAMETOOLONG, fail(name);
   if (load_modules()) return 1;
@@ -74,7 +59,7 @@ static int add(const char *name, const char *mac, const char *cidr, int mtu) {
   /* PCIe hot-plug, enumeration and the driver's probe take a while under TCG on a loaded host */
   struct timespec pause = {0, 50 * 1000 * 1000};
   int tries = 60 * 20;
-  while (!find_mac(s, mac, now) && --tries) nanosleep(&pause, NULL);
+  while (!nic_by_mac(s, mac, now) && --tries) nanosleep(&pause, NULL);
   if (!tries) return errno = ENODEV, fail(mac);
   struct ifreq ifr = {0};
   snprintf(ifr.ifr_name, IFNAMSIZ, "%s", now);
