@@ -11,7 +11,8 @@
 // The pod's own network is then eth0: a tap in the container's network namespace that krd made,
 // wired to its veth (src/net/tap-redirect.ts), opened there by native/krd-tapfd.c while qemu itself
 // stays in krd's namespace (where the forward listens). --network host keeps the VM's own slirp
-// network as its only NIC (outbound through qemu, no address on a bridge).
+// network as its only NIC (outbound through qemu, no address on a bridge). Networks joined later
+// are NICs hot-plugged into the running VM (./pod-nics.ts): such pods boot with PCIe slots for them.
 //
 // qemu is started in its own session, so pods outlive a krd restart; pod.json keeps what a new krd
 // needs to reach the pod again (port, secret, pid).
