@@ -183,6 +183,20 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
     assert.match(ok('run', '--rm', '--network', 'host', IMG, 'ip', '-o', 'link'), new RegExp(`: ${inet!.uplink}[:@]`));
   });
 
+  test('docker stats: NET I/O counts the container\'s own interfaces; none for --network none', async () => {
+    ok('run', '-d', '--name', 'talker', IMG, 'sleep', '300');
+    ok('run', '-d', '--name', 'quiet', '--network', 'none', IMG, 'sleep', '300');
+    ok('exec', 'talker', 'sh', '-c', `${retry(`wget -qO- http://${INET_IP}:8000/hello.txt`)} >/dev/null`);
+    assert.doesNotMatch(ok('stats', '--no-stream', '--format', '{{.NetIO}}', 'talker'), /^0B \/ 0B$/);
+    const stats = async (name: string) => (await api('GET', `/containers/${name}/stats?stream=0&one-shot=1`, undefined)).body as unknown as { networks?: Record<string, { rx_bytes: number; tx_bytes: number }> };
+    const talker = await stats('talker');
+    assert.deepEqual(Object.keys(talker.networks ?? {}), ['eth0']);
+    assert.ok(talker.networks!.eth0.rx_bytes > 0 && talker.networks!.eth0.tx_bytes > 0, JSON.stringify(talker.networks));
+    assert.equal((await stats('quiet')).networks, undefined);
+    assert.equal(ok('stats', '--no-stream', '--format', '{{.NetIO}}', 'quiet'), '0B / 0B');
+    ok('rm', '-f', 'talker', 'quiet');
+  });
+
   test('kill -9 of krd: published ports and DNS come back after the restart; a stopped container starts again on its network after a graceful krd stop; rm cleans up', async () => {
     await krd.kill9();
     const again = await startKrd({ netns: ns.name, socket: krd.socket, dataRoot: krd.dataRoot });

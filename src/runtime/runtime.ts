@@ -3,6 +3,7 @@
 // runtimeConformance (./conformance.ts) proves each one against the same behaviour.
 import type { Readable, Writable } from 'node:stream';
 import type { Image } from '../image/types.ts';
+import type { NetCounters } from './net-dev.ts';
 
 /** Mounted in the order given (a caller puts /a before /a/b). */
 export type MountSpec =
@@ -117,6 +118,8 @@ export interface Stats {
   /** Total CPU time used, in nanoseconds. */
   cpuNanos: number;
   pids: number;
+  /** Traffic per interface of the container's own network namespace (not lo); none for host or none networking. */
+  networks?: Record<string, NetCounters>;
   read: Date;
 }
 

@@ -51,6 +51,7 @@ function statsJson(r: ContainerRecord, cur: Sample | null, pre: Sample | null): 
     precpu_stats: cpuJson(pre, online),
     // no limit: the host's memory, as dockerd reports it
     memory_stats: cur ? { usage: cur.stats.memory.usage, stats: cur.stats.memory.stats ?? {}, limit: cur.stats.memory.limit ?? totalmem() } : {},
+    ...(cur?.stats.networks ? { networks: cur.stats.networks } : {}),
   };
 }
 

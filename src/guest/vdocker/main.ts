@@ -63,7 +63,7 @@ const run = promisify(execFile);
 const setClock = consoleFd >= 0 ? async (unixMs: number) => void (await run('/init', ['settime', String(unixMs)], { timeout: 10_000 })) : undefined;
 const images = process.env.KRAUD_VDOCKER_IMAGES?.split(':') ?? spec.images.map((_, i) => join(root, 'img', String(i)));
 const vd = await startVdocker({
-  runtime: new NsRuntime(root),
+  runtime: new NsRuntime(root, { podNetwork: true }),
   secret: spec.secret,
   images,
   setClock,

@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { resolveUser } from '../../image/users.ts';
 import { KrError, withContext } from '../../util/errors.ts';
 import { readLog } from '../log-file.ts';
+import { readNetDev } from '../net-dev.ts';
 import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, PathStat, PutArchiveOptions, Runtime, RuntimeProcess, Stats, TopResult } from '../runtime.ts';
 import { capabilityMask } from './capabilities.ts';
 import { adoptCgroups, cgroupDirs, cgroupPids, createCgroups, freeze, readStats, removeCgroups } from './cgroups.ts';
@@ -50,8 +51,15 @@ export class NsRuntime implements Runtime {
   readonly views = new RootViews();
   private readonly pool: ShimPool;
 
-  constructor(root: string) {
+  /**
+   * Inside a pod VM, where a container's "host" network is the pod's own (vdocker): stats report
+   * its interfaces, as they are the container's. On a real host they are not, as with dockerd.
+   */
+  readonly podNetwork: boolean;
+
+  constructor(root: string, opts: { podNetwork?: boolean } = {}) {
     this.root = resolve(root);
+    this.podNetwork = !!opts.podNetwork;
     this.cache = new RootfsCache(join(this.root, 'rootfs'));
     this.cgroupGroup = `kraud-${createHash('sha256').update(this.root).digest('hex').slice(0, 12)}`;
     this.pool = new ShimPool(this.cgroupGroup);
@@ -240,8 +248,12 @@ class NsContainer extends ShimProcess implements Container {
     return readLog(join(this.dir, 'log'), opts, async () => (await this.exitStatus()) !== undefined);
   }
 
-  stats(): Promise<Stats> {
-    return readStats(this.saved.cgroups);
+  async stats(): Promise<Stats> {
+    const [stats, st] = await Promise.all([readStats(this.saved.cgroups), this.state()]);
+    const args = this.saved.shim?.args ?? [];
+    const hostNet = args[args.indexOf('--net') + 1] === 'host';
+    if (st.status === 'running' && st.pid !== undefined && (!hostNet || this.runtime.podNetwork)) stats.networks = await readNetDev(st.pid);
+    return stats;
   }
 
   async top(psArgs: string[]): Promise<TopResult> {

@@ -2,6 +2,7 @@
 // malformed answer is a clear error (or a neutral value), never a crash or a wrong type in krd.
 import { KrError } from '../../util/errors.ts';
 import type { ExitStatus, PathStat, ProcessState, Stats, TopResult } from '../runtime.ts';
+import { networksFrom } from '../net-dev.ts';
 
 /** vdocker's /kraud/containers/ID/state. */
 export function checkState(v: unknown): ProcessState {
@@ -28,6 +29,8 @@ export function checkStats(v: unknown): Stats {
     memory: { usage: num(mem.usage), limit: typeof mem.limit === 'number' && mem.limit > 0 ? mem.limit : null },
     cpuNanos: num(usage.total_usage),
     pids: num(o?.pids_stats?.current),
+    // kraud0 is the pod's control channel to vdocker, not the container's
+    networks: networksFrom(o?.networks, ['kraud0']),
     read: Number.isFinite(read.getTime()) ? read : new Date(),
   };
 }
