@@ -48,6 +48,7 @@ void parse_args(int argc, char **argv) {
       else if (!strcmp(a, "--net")) opt.net = v;
       else if (!strcmp(a, "--init")) opt.init = v;
       else if (!strcmp(a, "--cgroup") && opt.ncgroups < MAXLIST) opt.cgroups[opt.ncgroups++] = v;
+      else if (!strcmp(a, "--sysctl") && opt.nsysctls < MAXLIST && strchr(v, '=')) opt.sysctls[opt.nsysctls++] = v;
       else if ((!strcmp(a, "--bind") || !strcmp(a, "--tmpfs")) && opt.nmounts < MAXLIST) {
         opt.mount_kind[opt.nmounts] = a[2];
         opt.mounts[opt.nmounts++] = v;

@@ -10,9 +10,9 @@ struct shim_options {
   long uid, gid, join;
   unsigned long long caps;
   int tty, stdin_open, readonly;
-  const char *cgroups[MAXLIST], *mounts[MAXLIST];
+  const char *cgroups[MAXLIST], *mounts[MAXLIST], *sysctls[MAXLIST];
   char mount_kind[MAXLIST]; /* 'b' bind, 't' tmpfs */
-  int ncgroups, nmounts;
+  int ncgroups, nmounts, nsysctls;
   char **command;
 };
 extern struct shim_options opt;

@@ -43,6 +43,23 @@ static void loopback_up(void) {
 
 /* Bounding set and the root process's sets to the mask; a non-root user keeps none (setuid
  * clears them), as in docker. */
+/* /proc/sys/net/… (and the ipc and uts keys) resolve to the writer's own namespaces, so the
+   host's /proc serves, once this process is in the container's (and before it pivots away). */
+static void apply_sysctls(void) {
+  for (int i = 0; i < opt.nsysctls; i++) {
+    char path[512];
+    const char *eq = strchr(opt.sysctls[i], '=');
+    int n = snprintf(path, sizeof path, "/proc/sys/%.*s", (int)(eq - opt.sysctls[i]), opt.sysctls[i]);
+    if (n < 0 || (size_t)n >= sizeof path) child_fail("sysctl name too long", opt.sysctls[i]);
+    for (char *p = path + strlen("/proc/sys/"); *p; p++)
+      if (*p == '.') *p = '/';
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    size_t len = strlen(eq + 1);
+    if (fd < 0 || write(fd, eq + 1, len) != (ssize_t)len) child_fail("sysctl", opt.sysctls[i]);
+    close(fd);
+  }
+}
+
 static void apply_identity_and_caps(void) {
   for (int c = 0; c <= 63; c++)
     if (!(opt.caps & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL) child_fail("drop cap", NULL);
@@ -89,6 +106,7 @@ void child_main(int sync_fd, int in_fd, int out_fd, int err_fd, int tty_slave) {
       close(fd);
     }
     if (opt.hostname && sethostname(opt.hostname, strlen(opt.hostname)) != 0) child_fail("sethostname", NULL);
+    apply_sysctls();
     setup_rootfs();
   } else {
     const char *kinds[] = {"ipc", "uts", "net", "mnt"};

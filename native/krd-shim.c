@@ -12,6 +12,7 @@
  *     --hostname H  --cwd D  --uid N --gid N --groups a,b  --caps HEXMASK
  *     --tty  --stdin  --readonly  --net new|host|PATH  --cgroup DIR (repeatable)
  *     --bind SRC:DST[:ro] (repeatable)  --tmpfs DST[:OPT,OPT…] (repeatable)  --init PATH
+ *     --sysctl KEY=VALUE (repeatable; written in the container's namespaces)
  *       binds and tmpfs are mounted in the order given; tmpfs OPTs are mount(8) words: flags
  *       (ro, noexec, nosuid, nodev, exec…) and tmpfs's own (size=64m, mode=1777…)
  *

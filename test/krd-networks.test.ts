@@ -197,6 +197,35 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
     ok('rm', '-f', 'talker', 'quiet');
   });
 
+  test('sysctls: dockerd\'s defaults (ICMP datagram sockets for all groups; a non-root user binds :80); --sysctl sets a namespaced one; bad ones are one 4xx line and leave nothing', async () => {
+    // (busybox's ping opens raw sockets only, so ICMP datagram sockets are shown by the setting)
+    const asUser = ok('run', '--rm', '-u', '1000', IMG, 'sh', '-c', 'cat /proc/sys/net/ipv4/ping_group_range; httpd -p 80 -h /tmp && echo bound');
+    assert.equal(asUser, '0\t2147483647\nbound');
+    // the host's network namespace keeps its own values
+    assert.equal(ok('run', '--rm', '--network', 'host', IMG, 'cat', '/proc/sys/net/ipv4/ip_unprivileged_port_start'), ns.run(['cat', '/proc/sys/net/ipv4/ip_unprivileged_port_start']).stdout.trim());
+    ok('create', '--name', 'tuned', '--sysctl', 'net.core.somaxconn=512', '--sysctl', 'kernel.shmmni=1000', IMG, 'cat', '/proc/sys/net/core/somaxconn', '/proc/sys/kernel/shmmni');
+    assert.equal(ok('inspect', '--format', '{{json .HostConfig.Sysctls}}', 'tuned'), '{"kernel.shmmni":"1000","net.core.somaxconn":"512"}');
+    assert.equal(ok('start', '-a', 'tuned'), '512\n1000');
+    ok('rm', 'tuned');
+    const before = ok('ps', '-aq');
+    const r = docker('run', '--rm', '--network', 'host', '--sysctl', 'net.core.somaxconn=1', IMG, 'true');
+    assert.equal(r.code, 125, r.stderr);
+    // one line from krd (the CLI adds its own "Run 'docker run --help'" after a blank line)
+    assert.match(r.stderr.split('\n')[0], /^docker: Error response from daemon: sysctl "net\.core\.somaxconn" is not allowed in the host's network namespace \(--network host\)$/);
+    // what the docker CLI refuses itself, krd refuses too (other clients: compose, kra, the API)
+    for (const [sysctls, why] of [
+      [{ 'vm.swappiness': '10' }, /^sysctl "vm\.swappiness" is not in a separate kernel namespace$/],
+      [{ 'net/../../x': '1' }, /not a sysctl name/],
+      [{ 'net.core.somaxconn': 5 }, /the value must be a string/],
+      [['net.core.somaxconn=5'], /Sysctls must be an object/],
+    ] as const) {
+      const a = await api('POST', '/containers/create', { Image: IMG, HostConfig: { Sysctls: sysctls } });
+      assert.equal(a.status, 400, JSON.stringify(a.body));
+      assert.match(a.body.message, why);
+    }
+    assert.equal(ok('ps', '-aq'), before);
+  });
+
   test('kill -9 of krd: published ports and DNS come back after the restart; a stopped container starts again on its network after a graceful krd stop; rm cleans up', async () => {
     await krd.kill9();
     const again = await startKrd({ netns: ns.name, socket: krd.socket, dataRoot: krd.dataRoot });

@@ -101,10 +101,16 @@ export function runtimeConformance(name: string, makeRuntime: (stateDir: string)
       await r.c.delete();
     });
 
-    test('the command is PID 1; hostname set; only lo in its own network namespace', async () => {
-      const r = await run(spec(['/bin/sh', '-c', 'echo $$; busybox hostname; ls /sys/class/net'], { hostname: 'box1' }));
-      assert.equal(r.out, '1\nbox1\nlo\n');
+    test('the command is PID 1; hostname and sysctls set; only lo in its own network namespace', async () => {
+      const mine = await readFile('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8');
+      const sysctls = { 'net.ipv4.ip_unprivileged_port_start': '80', 'kernel.domainname': 'example.test' };
+      const r = await run(spec(['/bin/sh', '-c', 'echo $$; busybox hostname; ls /sys/class/net; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/domainname'], { hostname: 'box1', sysctls }));
+      assert.equal(r.out, '1\nbox1\nlo\n80\nexample.test\n');
       await r.c.delete();
+      assert.equal(await readFile('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'), mine, 'the caller\'s namespace is untouched');
+      // a key this kernel lacks fails the create or the start, naming it
+      const bad = await rt.create(spec(['/bin/true'], { sysctls: { 'net.no.such.key': '1' } })).then((c) => c.start()).then(() => null, (err: Error) => err);
+      assert.match(String(bad?.message), /net\.no\.such\.key/);
     });
 
     test('kill SIGTERM: a trap that exits 42', async () => {

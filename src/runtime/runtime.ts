@@ -54,6 +54,8 @@ export interface ContainerSpec {
   capAdd?: string[];
   capDrop?: string[];
   readonlyRootfs?: boolean;
+  /** Written under /proc/sys in the container's namespaces before its process starts (key: net.core.somaxconn). */
+  sysctls?: Record<string, string>;
   /** Run a small init (tini) as PID 1 that forwards signals and reaps zombies (docker --init). */
   init?: boolean;
   /** 'none': own network namespace with lo only; 'host': the caller's; or a netns file to join. */

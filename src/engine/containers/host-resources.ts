@@ -1,10 +1,11 @@
 // The HostConfig fields that shape the container's process: capabilities, a read-only root,
-// CPU, pids and memory limits (Memory itself is parsed in config.ts), checked with dockerd's
+// sysctls, CPU, pids and memory limits (Memory itself is parsed in config.ts), checked with dockerd's
 // messages, stored as docker shows them in inspect, and turned into the runtime's spec.
 import { cpus } from 'node:os';
 import { KrError } from '../../util/errors.ts';
 import { isCapability } from '../../runtime/ns/capabilities.ts';
 import type { ContainerSpec, Resources } from '../../runtime/runtime.ts';
+import { parseSysctls, sysctlsFor } from './sysctls.ts';
 
 export interface HostResources {
   CapAdd: string[] | null;
@@ -17,6 +18,8 @@ export interface HostResources {
   CpuShares: number;
   CpuQuota: number;
   CpuPeriod: number;
+  /** Only when set (dockerd leaves it out of inspect otherwise). */
+  Sysctls?: Record<string, string>;
 }
 
 function int(h: Record<string, unknown>, k: string): number {
@@ -44,6 +47,7 @@ export function parseHostResources(h: Record<string, unknown>): HostResources {
   const shares = int(h, 'CpuShares');
   const pids = int(h, 'PidsLimit');
   const n = cpus().length;
+  const sysctls = parseSysctls(h);
   if (nano > 0 && period > 0) throw new KrError('invalid', 'Conflicting options: Nano CPUs and CPU Period cannot both be set');
   if (nano > 0 && quota > 0) throw new KrError('invalid', 'Conflicting options: Nano CPUs and CPU Quota cannot both be set');
   if (nano < 0 || nano > n * 1e9 || (nano > 0 && nano < 1e7)) throw new KrError('invalid', `Range of CPUs is from 0.01 to ${n}.00, as there are only ${n} CPUs available`);
@@ -60,11 +64,12 @@ export function parseHostResources(h: Record<string, unknown>): HostResources {
     CpuShares: shares,
     CpuQuota: quota,
     CpuPeriod: period,
+    ...(sysctls ? { Sysctls: sysctls } : {}),
   };
 }
 
 /** What the runtime's spec takes from them (with Memory). */
-export function runtimeSpecOf(h: Partial<HostResources> & { Memory?: number }): Pick<ContainerSpec, 'capAdd' | 'capDrop' | 'readonlyRootfs' | 'resources'> {
+export function runtimeSpecOf(h: Partial<HostResources> & { Memory?: number; NetworkMode?: string }): Pick<ContainerSpec, 'capAdd' | 'capDrop' | 'readonlyRootfs' | 'resources' | 'sysctls'> {
   const r: Resources = {};
   if (h.Memory) r.memoryBytes = h.Memory;
   if (h.NanoCpus) r.nanoCpus = h.NanoCpus;
@@ -77,5 +82,6 @@ export function runtimeSpecOf(h: Partial<HostResources> & { Memory?: number }): 
     capDrop: h.CapDrop ?? undefined,
     readonlyRootfs: !!h.ReadonlyRootfs,
     resources: Object.keys(r).length ? r : undefined,
+    sysctls: sysctlsFor(h),
   };
 }

@@ -31,6 +31,8 @@ export interface CreateBody {
   /** 'none': the container gets its own network namespace; 'host' (default): the pod's, as the original. */
   network?: 'none' | 'host';
   resources?: Resources;
+  /** Written in the container's namespaces before it starts (the pod's network, when 'host'). */
+  sysctls?: Record<string, string>;
   mounts?: PodMount[];
   /** Shown by inspect: the image reference and docker's Config the host recorded. */
   imageRef?: string;
@@ -89,6 +91,11 @@ const str = (v: unknown, what: string): string | undefined => {
   if (v === undefined) return undefined;
   if (typeof v !== 'string' || v.includes('\0')) bad(`${what} must be a string`);
   return v;
+};
+const strMap = (v: unknown, what: string): Record<string, string> | undefined => {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v) || !Object.values(v).every((x) => typeof x === 'string')) bad(`${what} must be an object of strings`);
+  return v as Record<string, string>;
 };
 const bool = (v: unknown, what: string): boolean => {
   if (v === undefined) return false;
@@ -161,6 +168,7 @@ export function parseCreateBody(v: unknown): CreateBody {
     capDrop: strs(o.capDrop, 'capDrop'),
     network,
     resources: resources(o.resources),
+    sysctls: strMap(o.sysctls, 'sysctls'),
     mounts: mounts(o.mounts),
     imageRef: str(o.imageRef, 'imageRef'),
     config: o.config as Partial<ContainerConfig> | undefined,
@@ -195,6 +203,7 @@ export async function createInPod(runtime: Runtime, containers: ContainerService
     capDrop: b.capDrop,
     network: b.network,
     resources: b.resources,
+    sysctls: b.sysctls,
     mounts: [...etcBinds(etcDir), ...(runtimeMounts(b.mounts, shares) ?? [])],
   };
   await runtime.create(spec);

@@ -117,6 +117,7 @@ export class NsRuntime implements Runtime {
       }
       const args = [...mountArgs];
       if (spec.hostname) args.push('--hostname', spec.hostname);
+      for (const [k, v] of Object.entries(spec.sysctls ?? {})) args.push('--sysctl', `${k}=${v}`);
       const net = spec.network ?? 'none';
       args.push('--net', net === 'none' ? 'new' : net === 'host' ? 'host' : net.netnsPath);
       if (spec.init) {

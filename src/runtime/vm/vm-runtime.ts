@@ -114,6 +114,7 @@ export class VmRuntime implements Runtime {
         capDrop: spec.capDrop,
         network,
         resources: spec.resources,
+        sysctls: spec.sysctls,
         mounts,
       };
       await call(endpointOf(pod), 'POST', '/kraud/containers', { body: Buffer.from(JSON.stringify(body)), deadlineMs: 60_000 });
