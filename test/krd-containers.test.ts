@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import type { TestRegistry } from './kit/registry.ts';
 import { startKrd, type TestKrd } from './kit/krd.ts';
 import { startKrdWithImage, stopKrdFixture } from './kit/krd-image.ts';
@@ -164,4 +165,35 @@ describe('krd containers with the docker CLI', () => {
     assert.equal(krd.docker(['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'survivor']).stdout.trim(), 'exited 143');
     assert.equal(krd.docker(['rm', 'survivor', 'waiting']).code, 0);
   });
+  test('docker diff and docker commit (-c, -m, -a) of a running container: the image carries its changes and config; bad input is one 4xx line', () => {
+    const ok = (...args: string[]) => {
+      const r = krd.docker(args);
+      assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout.trim();
+    };
+    ok('run', '-d', '--name', 'snap-src', img, 'sh', '-c', 'echo made > /tmp/made; rm /bin/sleep; touch /tmp/ready; exec busybox sleep 300');
+    for (let i = 0; i < 100 && krd.docker(['exec', 'snap-src', 'test', '-f', '/tmp/ready']).code !== 0; i++) spawnSync('sleep', ['0.1']);
+    assert.equal(ok('diff', 'snap-src'), 'C /bin\nD /bin/sleep\nC /tmp\nA /tmp/made\nA /tmp/ready');
+    const images = ok('images', '-q');
+    const id = ok('commit', '-c', 'CMD ["cat", "/tmp/made"]', '-c', 'ENV STAGE=two', '-m', 'first snap', '-a', 'kit <kit@example.test>', 'snap-src', 'snapped:v1');
+    assert.match(id, /^sha256:[a-f0-9]{64}$/);
+    assert.equal(ok('inspect', '-f', '{{.State.Status}}', 'snap-src'), 'running', 'paused for the commit, then running again');
+    assert.equal(ok('run', '--rm', 'snapped:v1'), 'made');
+    assert.equal(ok('run', '--rm', 'snapped:v1', 'sh', '-c', 'echo $STAGE; test -e /bin/sleep || echo gone'), 'two\ngone');
+    const layers = Number(ok('image', 'inspect', '-f', '{{len .RootFS.Layers}}', img));
+    assert.equal(ok('image', 'inspect', '-f', '{{.Id}}|{{.Comment}}|{{.Author}}|{{len .RootFS.Layers}}', 'snapped:v1'), `${id}|first snap|kit <kit@example.test>|${layers + 1}`);
+    assert.equal(ok('history', '--format', '{{.Comment}}', 'snapped:v1').split('\n')[0], 'first snap');
+    for (const [args, why] of [
+      [['commit', 'nosuch', 'x:1'], /^Error response from daemon: No such container: nosuch$/],
+      [['commit', '-c', 'RUN echo hi', 'snap-src', 'x:1'], /^Error response from daemon: RUN is not a valid change command$/],
+    ] as const) {
+      const r = krd.docker([...args]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr.trim(), why);
+    }
+    assert.equal(ok('images', '-q').split('\n').length, images.split('\n').length + 1, 'only snapped:v1 was added');
+    ok('rm', '-f', 'snap-src');
+    ok('rmi', 'snapped:v1');
+  });
+
 });

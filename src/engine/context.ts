@@ -5,6 +5,7 @@ import type { ContainerService } from './containers/service.ts';
 import type { ExecService } from './execs/service.ts';
 import type { ArchiveService } from './archive/service.ts';
 import type { StatsService } from './stats/service.ts';
+import type { ContainerLayers } from './containers/layers.ts';
 import type { VolumeService } from './volumes/service.ts';
 import type { EventService } from './events/service.ts';
 import type { NetworkService } from './networks/service.ts';
@@ -25,6 +26,8 @@ export interface EngineContext {
   execs: ExecService;
   archive: ArchiveService;
   stats: StatsService;
+  /** docker diff and docker commit. */
+  layers: ContainerLayers;
   networks: NetworkService;
   /** Containers' side of networking: endpoints, files, published ports; connect/disconnect. */
   containerNetworks: ContainerNetworks;

@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Readable } from 'node:stream';
 import type { Container, ContainerSpec, Runtime } from './runtime.ts';
 import { encodeHeader, END_OF_ARCHIVE, padding } from '../image/tar/tar-writer.ts';
+import { readTarStream } from '../image/tar/tar-reader.ts';
 
 export interface ConformanceFixture {
   /** The rootfs every test container uses. */
@@ -242,6 +243,23 @@ export function runtimeConformance(name: string, makeRuntime: (stateDir: string)
       const r2 = await run(spec(['/bin/sh', '-c', 'while read k v; do [ "$k" = CapEff: ] && echo $v; done < /proc/self/status'], { capAdd: ['NET_ADMIN'], capDrop: ['CHOWN'] }));
       assert.equal(r2.out.trim(), '00000000a80435fa');
       await r2.c.delete();
+    });
+
+    test('changes (docker diff) and the layer (docker commit): added, changed, deleted, an opaque dir; mount points left out', async () => {
+      const script = 'echo x > /tmp/new; echo y > /etc/to-replace; rm /etc/shadow; rm -rf /home/user && mkdir /home/user && echo n > /home/user/fresh';
+      const r = await run(spec(['/bin/sh', '-c', script], { mounts: [{ type: 'tmpfs', target: '/scratch' }] }));
+      assert.equal(r.code, 0, r.err);
+      const changes = (await r.c.changes()).map((c) => `${c.kind} ${c.path}`);
+      assert.deepEqual(changes, ['C /etc', 'D /etc/shadow', 'C /etc/to-replace', 'C /home', 'C /home/user', 'A /home/user/fresh', 'D /home/user/keep.txt', 'C /tmp', 'A /tmp/new']);
+      const entries: string[] = [];
+      for await (const e of readTarStream(await r.c.layer())) {
+        const parts: Buffer[] = [];
+        for await (const b of e.data()) parts.push(b);
+        const body = Buffer.concat(parts).toString();
+        entries.push(e.header.type === 'file' && body ? `${e.header.path}=${body.trim()}` : e.header.path);
+      }
+      assert.deepEqual(entries, ['etc/', 'etc/.wh.shadow', 'etc/to-replace=y', 'home/', 'home/user/', 'home/user/fresh=n', 'home/user/.wh.keep.txt', 'tmp/', 'tmp/new=x']);
+      await r.c.delete();
     });
 
     test('a missing command: exit 127 with the reason on stderr', async () => {

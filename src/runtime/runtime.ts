@@ -4,6 +4,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Image } from '../image/types.ts';
 import type { NetCounters } from './net-dev.ts';
+import type { FsChange } from './archive/upper-layer.ts';
 
 /** Mounted in the order given (a caller puts /a before /a/b). */
 export type MountSpec =
@@ -203,6 +204,10 @@ export interface Container extends RuntimeProcess {
   getArchive(path: string): Promise<{ stat: PathStat; tar: Readable }>;
   /** Extracts a tar (or gzipped tar) into the existing directory at path (a link to one is followed). */
   putArchive(path: string, tar: AsyncIterable<Buffer>, opts?: PutArchiveOptions): Promise<void>;
+  /** docker diff: what the container changed in its image's files (not in its mounts), parents first. */
+  changes(): Promise<FsChange[]>;
+  /** docker commit: those changes as an image layer tar (deletions as ".wh." files). */
+  layer(): Promise<Readable>;
   /** Removes every trace (state dir, upper dir, cgroups); kills the process first if `force`. */
   delete(opts?: { force?: boolean }): Promise<void>;
   /**

@@ -16,7 +16,7 @@ export interface NewImage {
   manifestDigest: string;
   size: number;
   created?: string;
-  source: 'pull' | 'load' | 'bali';
+  source: 'pull' | 'load' | 'bali' | 'commit';
 }
 
 export class ImageRecords {

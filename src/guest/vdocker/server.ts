@@ -16,6 +16,8 @@ import { json, noContent, readJson, Router } from '../../engine/router.ts';
 import { ArchiveService } from '../../engine/archive/service.ts';
 import { EventService } from '../../engine/events/service.ts';
 import { StatsService } from '../../engine/stats/service.ts';
+import { ContainerLayers } from '../../engine/containers/layers.ts';
+import { changesRoute, podLayerRoute } from '../../engine/routes/layers.ts';
 import { archiveRoutes } from '../../engine/routes/archive.ts';
 import { statsRoutes } from '../../engine/routes/stats.ts';
 import { containerRoutes } from '../../engine/routes/containers.ts';
@@ -123,7 +125,7 @@ export async function startVdocker(opts: VdockerOptions): Promise<Vdocker> {
   // containers the guest's init already started are watched from here on
   await containers.recover();
   const execs = new ExecService(state, containers, opts.runtime);
-  const services = { containers, execs, archive: new ArchiveService(containers, opts.runtime), stats: new StatsService(containers, opts.runtime) };
+  const services = { containers, execs, archive: new ArchiveService(containers, opts.runtime), stats: new StatsService(containers, opts.runtime), layers: new ContainerLayers(containers, opts.runtime) };
 
   const router = new Router();
   const ping = (method: 'GET' | 'HEAD') =>
@@ -162,6 +164,8 @@ export async function startVdocker(opts: VdockerOptions): Promise<Vdocker> {
   if (opts.nics) nicRoutes(router, opts.nics, opts.etcDir);
   archiveRoutes(router, services);
   statsRoutes(router, services);
+  changesRoute(router, services);
+  podLayerRoute(router, services);
   execRoutes(router, services);
   const hijack = hijackHandler(services);
 

@@ -19,7 +19,7 @@ export interface TarTreeOptions {
   skipContents?: (inside: string) => boolean;
 }
 
-function typeOf(st: Stats): TarType | null {
+export function typeOf(st: Stats): TarType | null {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'dir';
   if (st.isSymbolicLink()) return 'symlink';
@@ -32,7 +32,7 @@ function typeOf(st: Stats): TarType | null {
 /** The archive's name bytes as the tar writer wants them: a "binary" (latin1) string. */
 const binary = (name: string): string => Buffer.from(name, 'utf8').toString('latin1');
 
-function headerOf(name: string, st: Stats, type: TarType, linkname = ''): TarHeader {
+export function headerOf(name: string, st: Stats, type: TarType, linkname = ''): TarHeader {
   return {
     path: binary(name),
     type,
@@ -98,7 +98,7 @@ async function* entry(host: string, name: string, inside: string, opts: TarTreeO
   yield* fileEntry(host, name, st);
 }
 
-async function* fileEntry(host: string, name: string, st: Stats): AsyncGenerator<Buffer> {
+export async function* fileEntry(host: string, name: string, st: Stats): AsyncGenerator<Buffer> {
   const fh = await open(host, READ_FILE).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT' || err.code === 'ELOOP') return null; // replaced under us: left out
     throw err;

@@ -22,6 +22,7 @@ import { ShimPool } from './shim-pool.ts';
 import { spawnShim } from './spawn-shim.ts';
 import { RootViews, type RootView } from './root-view.ts';
 import { archiveInRoot, extractInRoot, statInRoot } from '../archive/in-root.ts';
+import { layerTar, scanUpper, type FsChange } from '../archive/upper-layer.ts';
 import { withDefaultPath } from '../../image/container-env.ts';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -272,6 +273,26 @@ class NsContainer extends ShimProcess implements Container {
     if (st.status !== 'exited' && st.pid !== undefined) return { root: `/proc/${st.pid}/root/`, release: async () => undefined };
     const mountArgs = this.saved.mountArgs ?? ['--lower', this.saved.lower, '--upper', join(this.dir, 'upper'), '--work', join(this.dir, 'work')];
     return this.runtime.views.forStopped(this.dir, this.id, mountArgs, this.saved.caps);
+  }
+
+  async changes(): Promise<FsChange[]> {
+    return (await this.scanUpper()).map(({ path, kind }) => ({ path, kind }));
+  }
+
+  async layer(): Promise<Readable> {
+    return layerTar(await this.scanUpper());
+  }
+
+  private async scanUpper() {
+    const args = this.saved.mountArgs ?? [];
+    // --bind SRC:DST[:ro] and --tmpfs DST[:OPTS]: the paths the shim mounted on
+    const mountPoints = args.flatMap((a, i) => (a === '--bind' ? [args[i + 1].split(':')[1]] : a === '--tmpfs' ? [args[i + 1].split(':')[0]] : []));
+    const view = await this.rootView();
+    try {
+      return await scanUpper({ upper: join(this.dir, 'upper'), lower: this.saved.lower, merged: view.root, mountPoints });
+    } finally {
+      await view.release();
+    }
   }
 
   async statPath(path: string): Promise<PathStat> {

@@ -14,6 +14,7 @@ import { signalNumber } from '../signals.ts';
 import { alive, bootPod, endpointOf, killPod, PodDisks, readPod, type PodLauncher, type PodRecord } from './pod-vm.ts';
 import { syncNics } from './pod-nics.ts';
 import { etcOf, NETWORK_FILES, podNetworkOf, sharedMounts } from './pod-spec.ts';
+import { changesFromJson, type FsChange } from '../archive/upper-layer.ts';
 import { entryOf, stdioOver, ttyEntries } from './streams.ts';
 import { call, callJson, demux, hijack, passThrough, stream, type Endpoint } from './vdocker-client.ts';
 import { exitOf, VmExec } from './vm-exec.ts';
@@ -335,6 +336,16 @@ class VmContainer implements Container {
       throw isKrError(err, 'not-found') ? new KrError('not-found', `Could not find the file ${path} in container ${this.id}`) : err;
     });
     return pathStatOf(this.ep.label, a.headers['x-docker-container-path-stat']);
+  }
+
+  changes(): Promise<FsChange[]> {
+    return callJson(this.ep, 'GET', `${this.path}/changes`, changesFromJson);
+  }
+
+  /** The guest's tar goes to the image store as a blob, and is only ever unpacked by the hardened extractor. */
+  async layer(): Promise<Readable> {
+    const { res, abort } = await stream(this.ep, 'GET', `/kraud${this.path}/layer`);
+    return passThrough(res, abort);
   }
 
   async getArchive(path: string): Promise<{ stat: PathStat; tar: Readable }> {
