@@ -196,4 +196,34 @@ describe('krd containers with the docker CLI', () => {
     ok('rmi', 'snapped:v1');
   });
 
+  test('docker update: limits and the restart policy of a running container; bad input is one 4xx line and changes nothing', async () => {
+    const ok = (...args: string[]) => {
+      const r = krd.docker(args);
+      assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout.trim();
+    };
+    ok('run', '-d', '--name', 'upd', '-m', '64m', img, 'sh', '-c', 'rm -f /tmp/stop; while [ ! -e /tmp/stop ]; do sleep 0.1; done');
+    assert.equal(ok('update', '--memory', '128m', '--cpus', '0.5', '--pids-limit', '50', '--restart', 'always', 'upd'), 'upd');
+    assert.equal(ok('inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}', 'upd'), '134217728 500000000 50 always');
+    assert.match(ok('stats', '--no-stream', '--format', '{{.MemUsage}}', 'upd'), / \/ 128MiB$/);
+    // the new policy applies: the process that ends comes back
+    ok('exec', 'upd', 'sh', '-c', '>/tmp/stop');
+    for (let i = 0; i < 100 && ok('inspect', '-f', '{{.RestartCount}}', 'upd') === '0'; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(ok('inspect', '-f', '{{.RestartCount}}', 'upd'), '1');
+    for (const [args, why] of [
+      [['--memory', '1k'], /^Error response from daemon: Minimum memory limit allowed is 6MB$/m],
+      [['--cpuset-cpus', '0'], /^Error response from daemon: updating CpusetCpus is not supported by krd$/m],
+    ] as const) {
+      const r = krd.docker(['update', ...args, 'upd']);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, why);
+    }
+    assert.equal(ok('inspect', '-f', '{{.HostConfig.Memory}}', 'upd'), '134217728');
+    ok('rm', '-f', 'upd');
+    ok('run', '-d', '--rm', '--name', 'upd-rm', img, 'sleep', '300');
+    const r = krd.docker(['update', '--restart', 'always', 'upd-rm']);
+    assert.match(r.stderr, /Restart policy cannot be updated because AutoRemove is enabled for the container/);
+    ok('rm', '-f', 'upd-rm');
+  });
+
 });

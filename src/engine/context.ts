@@ -6,6 +6,7 @@ import type { ExecService } from './execs/service.ts';
 import type { ArchiveService } from './archive/service.ts';
 import type { StatsService } from './stats/service.ts';
 import type { ContainerLayers } from './containers/layers.ts';
+import type { ContainerUpdates } from './containers/update.ts';
 import type { VolumeService } from './volumes/service.ts';
 import type { EventService } from './events/service.ts';
 import type { NetworkService } from './networks/service.ts';
@@ -28,6 +29,8 @@ export interface EngineContext {
   stats: StatsService;
   /** docker diff and docker commit. */
   layers: ContainerLayers;
+  /** docker update. */
+  updates: ContainerUpdates;
   networks: NetworkService;
   /** Containers' side of networking: endpoints, files, published ports; connect/disconnect. */
   containerNetworks: ContainerNetworks;

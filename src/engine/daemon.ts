@@ -31,6 +31,8 @@ import { statsRoutes } from './routes/stats.ts';
 import { StatsService } from './stats/service.ts';
 import { ContainerLayers } from './containers/layers.ts';
 import { changesRoute, commitRoute } from './routes/layers.ts';
+import { ContainerUpdates } from './containers/update.ts';
+import { updateRoute } from './routes/update.ts';
 import { HealthMonitor } from './health/monitor.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { NetworkService } from './networks/service.ts';
@@ -162,9 +164,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     const archive = new ArchiveService(containers, rt);
     const stats = new StatsService(containers, rt);
     const layers = new ContainerLayers(containers, rt, images);
+    const updates = new ContainerUpdates(containers, rt);
     const health = new HealthMonitor(containers, rt, events);
     health.open();
-    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, execs, archive, stats, layers, volumes, events, networks, containerNetworks, id: engineId(dataRoot) };
+    const context: EngineContext = { dataRoot, runtime, trusted: opts.trusted ?? [], state, images, containers, execs, archive, stats, layers, updates, volumes, events, networks, containerNetworks, id: engineId(dataRoot) };
     const router = new Router();
     systemRoutes(router, context);
     imageRoutes(router, context);
@@ -175,6 +178,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     statsRoutes(router, context);
     changesRoute(router, context);
     commitRoute(router, context);
+    updateRoute(router, context);
     networkRoutes(router, context);
     volumeRoutes(router, context);
     systemDfRoutes(router, context);

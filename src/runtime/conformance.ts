@@ -269,12 +269,15 @@ export function runtimeConformance(name: string, makeRuntime: (stateDir: string)
       await r.c.delete();
     });
 
-    test('memory limit visible in the container cgroup; top lists its processes as docker top does', async () => {
+    test('memory limit visible in the container cgroup and updated while it runs; top lists its processes as docker top does', async () => {
       const c = await rt.create(spec(['/bin/busybox', 'sleep', '30'], { resources: { memoryBytes: 64 * 1024 * 1024, pidsLimit: 50 } }));
       await c.start();
       const s = await c.stats();
       assert.equal(s.memory.limit, 64 * 1024 * 1024);
       assert.ok(s.pids >= 1);
+      // docker update: a new limit while it runs
+      await c.update({ memoryBytes: 96 * 1024 * 1024 });
+      assert.equal((await c.stats()).memory.limit, 96 * 1024 * 1024);
       const top = await c.top([]);
       assert.deepEqual(top.titles, ['UID', 'PID', 'PPID', 'C', 'STIME', 'TTY', 'TIME', 'CMD']);
       assert.equal(top.processes.length, 1);

@@ -204,6 +204,8 @@ export interface Container extends RuntimeProcess {
   getArchive(path: string): Promise<{ stat: PathStat; tar: Readable }>;
   /** Extracts a tar (or gzipped tar) into the existing directory at path (a link to one is followed). */
   putArchive(path: string, tar: AsyncIterable<Buffer>, opts?: PutArchiveOptions): Promise<void>;
+  /** docker update: new limits (given fields only; pidsLimit -1 lifts that limit), live if it runs. */
+  update(r: Resources): Promise<void>;
   /** docker diff: what the container changed in its image's files (not in its mounts), parents first. */
   changes(): Promise<FsChange[]>;
   /** docker commit: those changes as an image layer tar (deletions as ".wh." files). */

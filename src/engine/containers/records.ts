@@ -102,6 +102,11 @@ export class ContainerRecords {
     this.state.db.prepare('UPDATE containers SET restart_count = 0, manually_stopped = 0 WHERE id = ?').run(id);
   }
 
+  /** docker update: the limits and restart policy, as inspect shows them from now on. */
+  setHostConfig(id: string, hostConfig: HostConfig): void {
+    this.state.db.prepare('UPDATE containers SET host_config = ? WHERE id = ?').run(JSON.stringify(hostConfig), id);
+  }
+
   rename(id: string, name: string): void {
     this.state.db.prepare('UPDATE containers SET name = ? WHERE id = ?').run(name, id);
   }

@@ -18,6 +18,8 @@ import { EventService } from '../../engine/events/service.ts';
 import { StatsService } from '../../engine/stats/service.ts';
 import { ContainerLayers } from '../../engine/containers/layers.ts';
 import { changesRoute, podLayerRoute } from '../../engine/routes/layers.ts';
+import { ContainerUpdates } from '../../engine/containers/update.ts';
+import { updateRoute } from '../../engine/routes/update.ts';
 import { archiveRoutes } from '../../engine/routes/archive.ts';
 import { statsRoutes } from '../../engine/routes/stats.ts';
 import { containerRoutes } from '../../engine/routes/containers.ts';
@@ -125,7 +127,7 @@ export async function startVdocker(opts: VdockerOptions): Promise<Vdocker> {
   // containers the guest's init already started are watched from here on
   await containers.recover();
   const execs = new ExecService(state, containers, opts.runtime);
-  const services = { containers, execs, archive: new ArchiveService(containers, opts.runtime), stats: new StatsService(containers, opts.runtime), layers: new ContainerLayers(containers, opts.runtime) };
+  const services = { containers, execs, archive: new ArchiveService(containers, opts.runtime), stats: new StatsService(containers, opts.runtime), layers: new ContainerLayers(containers, opts.runtime), updates: new ContainerUpdates(containers, opts.runtime) };
 
   const router = new Router();
   const ping = (method: 'GET' | 'HEAD') =>
@@ -166,6 +168,7 @@ export async function startVdocker(opts: VdockerOptions): Promise<Vdocker> {
   statsRoutes(router, services);
   changesRoute(router, services);
   podLayerRoute(router, services);
+  updateRoute(router, services);
   execRoutes(router, services);
   const hijack = hijackHandler(services);
 

@@ -59,21 +59,29 @@ export async function adoptCgroups(dirs: string[], id: string, r: Resources = {}
   }
 }
 
-async function applyLimits(dirs: string[], r: Resources): Promise<void> {
+/** A negative limit lifts it (docker update --pids-limit -1). */
+const pidsMax = (n: number): string => (n > 0 ? String(n) : 'max');
+
+/** Limits on the container's groups: at create, and by docker update while it runs or is stopped. */
+export async function applyLimits(dirs: string[], r: Resources): Promise<void> {
   if (cgroupLayout() === 'v2') {
     const d = dirs[0];
     if (r.memoryBytes) await writeFile(join(d, 'memory.max'), String(r.memoryBytes));
     if (r.nanoCpus) await writeFile(join(d, 'cpu.max'), `${Math.round(r.nanoCpus / 1e4)} 100000`);
     if (r.cpuShares) await writeFile(join(d, 'cpu.weight'), String(Math.max(1, Math.min(10000, Math.round(1 + ((r.cpuShares - 2) * 9999) / 262142)))));
-    if (r.pidsLimit && r.pidsLimit > 0) await writeFile(join(d, 'pids.max'), String(r.pidsLimit));
+    if (r.pidsLimit) await writeFile(join(d, 'pids.max'), pidsMax(r.pidsLimit));
     return;
   }
   for (const d of dirs) {
     const controller = d.slice(BASE.length + 1).split('/')[0];
     if (controller === 'memory' && r.memoryBytes) {
+      // docker's default: swap limit = memory limit × 2 … here simply no extra swap where the knob
+      // exists. memsw may never be below memory: raising (docker update) needs memsw first,
+      // lowering needs it last, so it is written on both sides.
+      const memsw = () => writeFile(join(d, 'memory.memsw.limit_in_bytes'), String(r.memoryBytes)).catch(() => undefined);
+      await memsw();
       await writeFile(join(d, 'memory.limit_in_bytes'), String(r.memoryBytes));
-      // docker's default: swap limit = memory limit × 2 … here simply no extra swap where the knob exists
-      await writeFile(join(d, 'memory.memsw.limit_in_bytes'), String(r.memoryBytes)).catch(() => undefined);
+      await memsw();
     }
     if (controller.startsWith('cpu') && controller !== 'cpuacct') {
       if (r.nanoCpus) {
@@ -82,7 +90,7 @@ async function applyLimits(dirs: string[], r: Resources): Promise<void> {
       }
       if (r.cpuShares) await writeFile(join(d, 'cpu.shares'), String(r.cpuShares));
     }
-    if (controller === 'pids' && r.pidsLimit && r.pidsLimit > 0) await writeFile(join(d, 'pids.max'), String(r.pidsLimit));
+    if (controller === 'pids' && r.pidsLimit) await writeFile(join(d, 'pids.max'), pidsMax(r.pidsLimit));
   }
 }
 

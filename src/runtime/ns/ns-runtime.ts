@@ -11,9 +11,9 @@ import { resolveUser } from '../../image/users.ts';
 import { KrError, withContext } from '../../util/errors.ts';
 import { readLog } from '../log-file.ts';
 import { readNetDev } from '../net-dev.ts';
-import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, PathStat, PutArchiveOptions, Runtime, RuntimeProcess, Stats, TopResult } from '../runtime.ts';
+import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, PathStat, PutArchiveOptions, Resources, Runtime, RuntimeProcess, Stats, TopResult } from '../runtime.ts';
 import { capabilityMask } from './capabilities.ts';
-import { adoptCgroups, cgroupDirs, cgroupPids, createCgroups, freeze, readStats, removeCgroups } from './cgroups.ts';
+import { adoptCgroups, applyLimits, cgroupDirs, cgroupPids, createCgroups, freeze, readStats, removeCgroups } from './cgroups.ts';
 import { psTop } from '../top.ts';
 import { populateVolume } from './populate-volume.ts';
 import { RootfsCache } from './rootfs-cache.ts';
@@ -217,6 +217,10 @@ class NsContainer extends ShimProcess implements Container {
 
   pause(): Promise<void> {
     return freeze(this.saved.cgroups, true);
+  }
+
+  update(r: Resources): Promise<void> {
+    return applyLimits(this.saved.cgroups, r);
   }
 
   resume(): Promise<void> {

@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import { withDefaultPath } from '../../image/container-env.ts';
 import { isKrError, KrError, withContext } from '../../util/errors.ts';
 import { chooseAccel, type Accel } from '../../vm/qemu.ts';
-import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, PathStat, ProcessState, PutArchiveOptions, Runtime, RuntimeProcess, Stats, Stdio, TopResult, ExitStatus } from '../runtime.ts';
+import type { Container, ContainerSpec, ExecSpec, LogEntry, LogOptions, PathStat, ProcessState, PutArchiveOptions, Resources, Runtime, RuntimeProcess, Stats, Stdio, TopResult, ExitStatus } from '../runtime.ts';
 import { signalNumber } from '../signals.ts';
 import { alive, bootPod, endpointOf, killPod, PodDisks, readPod, type PodLauncher, type PodRecord } from './pod-vm.ts';
 import { syncNics } from './pod-nics.ts';
@@ -215,6 +215,12 @@ class VmContainer implements Container {
 
   async resume(): Promise<void> {
     await call(this.ep, 'POST', `${this.path}/unpause`);
+  }
+
+  /** In the guest's cgroups (the pod's memory stays what it booted with). */
+  async update(r: Resources): Promise<void> {
+    const body = { Memory: r.memoryBytes ?? 0, NanoCpus: r.nanoCpus ?? 0, CpuShares: r.cpuShares ?? 0, ...(r.pidsLimit ? { PidsLimit: r.pidsLimit } : {}) };
+    await call(this.ep, 'POST', `${this.path}/update`, { body: Buffer.from(JSON.stringify(body)) });
   }
 
   async kill(signal: string | number): Promise<void> {
