@@ -165,7 +165,7 @@ describe('krd containers with the docker CLI', () => {
     assert.equal(krd.docker(['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'survivor']).stdout.trim(), 'exited 143');
     assert.equal(krd.docker(['rm', 'survivor', 'waiting']).code, 0);
   });
-  test('docker diff and docker commit (-c, -m, -a) of a running container: the image carries its changes and config; bad input is one 4xx line', () => {
+  test('docker diff, export and commit (-c, -m, -a) of a running container: the image carries its changes and config; bad input is one 4xx line', () => {
     const ok = (...args: string[]) => {
       const r = krd.docker(args);
       assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
@@ -174,6 +174,12 @@ describe('krd containers with the docker CLI', () => {
     ok('run', '-d', '--name', 'snap-src', img, 'sh', '-c', 'echo made > /tmp/made; rm /bin/sleep; touch /tmp/ready; exec busybox sleep 300');
     for (let i = 0; i < 100 && krd.docker(['exec', 'snap-src', 'test', '-f', '/tmp/ready']).code !== 0; i++) spawnSync('sleep', ['0.1']);
     assert.equal(ok('diff', 'snap-src'), 'C /bin\nD /bin/sleep\nC /tmp\nA /tmp/made\nA /tmp/ready');
+    // docker export: the image's files with the container's changes, as one tar
+    const tar = join(work, 'snap-src.tar');
+    ok('export', '-o', tar, 'snap-src');
+    const names = spawnSync('tar', ['tf', tar], { encoding: 'utf8' }).stdout.split('\n');
+    assert.ok(names.includes('tmp/made') && names.includes('bin/sh') && !names.includes('bin/sleep'), names.join(' '));
+    assert.equal(spawnSync('tar', ['xOf', tar, 'tmp/made'], { encoding: 'utf8' }).stdout, 'made\n');
     const images = ok('images', '-q');
     const id = ok('commit', '-c', 'CMD ["cat", "/tmp/made"]', '-c', 'ENV STAGE=two', '-m', 'first snap', '-a', 'kit <kit@example.test>', 'snap-src', 'snapped:v1');
     assert.match(id, /^sha256:[a-f0-9]{64}$/);

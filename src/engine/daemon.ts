@@ -30,7 +30,7 @@ import { ArchiveService } from './archive/service.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { StatsService } from './stats/service.ts';
 import { ContainerLayers } from './containers/layers.ts';
-import { changesRoute, commitRoute } from './routes/layers.ts';
+import { changesRoute, commitRoute, exportRoute } from './routes/layers.ts';
 import { ContainerUpdates } from './containers/update.ts';
 import { updateRoute } from './routes/update.ts';
 import { HealthMonitor } from './health/monitor.ts';
@@ -177,6 +177,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     archiveRoutes(router, context);
     statsRoutes(router, context);
     changesRoute(router, context);
+    exportRoute(router, context);
     commitRoute(router, context);
     updateRoute(router, context);
     networkRoutes(router, context);

@@ -1,11 +1,13 @@
 // A container's own files as docker shows and keeps them: docker diff (its changes against its
-// image) and docker commit (those changes as a new image). The runtime reads them (ns: the
+// image), docker export (image and changes as one tar) and docker commit (the changes as a new
+// image). The runtime reads them (ns: the
 // overlay's upper dir; vm: the pod's vdocker does the same inside the guest).
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
+import { flatten } from '../../image/flatten.ts';
 import { KrError } from '../../util/errors.ts';
 import { changesJson } from '../../runtime/archive/upper-layer.ts';
 import type { Runtime } from '../../runtime/runtime.ts';
-import type { ContainerConfig } from '../../image/types.ts';
+import { MediaType, type ContainerConfig, type Layer } from '../../image/types.ts';
 import { commitImage } from '../images/commit.ts';
 import type { ImageService } from '../images/service.ts';
 import { commandOf } from './config.ts';
@@ -44,6 +46,20 @@ export class ContainerLayers {
   async layer(ref: string): Promise<Readable> {
     const r = this.containers.resolve(ref);
     return (await this.runtime.reattach(r.id)).layer();
+  }
+
+  /**
+   * docker export: the container's whole filesystem (its image's layers, then its own) as one
+   * tar, without what is mounted into it; flattened as an image is for the runtime.
+   */
+  async export(ref: string, out: Writable): Promise<void> {
+    if (!this.images) throw new KrError('unavailable', 'containers cannot be exported here');
+    const r = this.containers.resolve(ref);
+    const parent = await this.images.image(r.image_id);
+    const c = await this.runtime.reattach(r.id);
+    const own: Layer = { descriptor: { mediaType: MediaType.ociLayer, digest: `sha256:${'0'.repeat(64)}`, size: 0 }, open: () => c.layer() };
+    await flatten({ ...parent, layers: [...parent.layers, own] }, out, { configHeader: false, tmpDir: this.images.tmpDir });
+    this.containers.event(r, 'export');
   }
 
   async commit(ref: string, o: CommitOptions): Promise<{ Id: string }> {

@@ -1,5 +1,7 @@
-// docker diff (GET /containers/{id}/changes) and docker commit (POST /commit); a pod VM's vdocker
+// docker diff (GET /containers/{id}/changes), docker export (GET /containers/{id}/export) and
+// docker commit (POST /commit); a pod VM's vdocker
 // also hands the host the layer itself (GET /kraud/containers/{id}/layer) for a commit there.
+import { PassThrough } from 'node:stream';
 import { KrError } from '../../util/errors.ts';
 import type { ContainerLayers } from '../containers/layers.ts';
 import { json, queryBool, readJson, type Router } from '../router.ts';
@@ -7,6 +9,26 @@ import { json, queryBool, readJson, type Router } from '../router.ts';
 export function changesRoute(router: Router, ctx: { layers: ContainerLayers }): void {
   router.add('GET', /^\/containers\/([^/]+)\/changes$/, async ({ res, params }) => {
     json(res, 200, await ctx.layers.changes(params[0]));
+  });
+}
+
+export function exportRoute(router: Router, ctx: { layers: ContainerLayers }): void {
+  router.add('GET', /^\/containers\/([^/]+)\/export$/, async ({ res, params }) => {
+    // resolved before the head goes out, so an unknown container is still a plain 404
+    let started = false;
+    const out = new PassThrough();
+    const done = ctx.layers.export(params[0], out);
+    out.once('readable', () => {
+      started = true;
+      res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+      out.pipe(res);
+    });
+    try {
+      await done;
+    } catch (err) {
+      if (!started) throw err;
+      res.destroy();
+    }
   });
 }
 
