@@ -150,21 +150,6 @@ describe('krd containers with the docker CLI', () => {
     assert.equal(krd.docker(['ps', '-aq']).stdout, '');
   });
 
-  test('kill -9 of krd: the restarted krd still lists the containers and stops the running one', async () => {
-    assert.equal(krd.docker(['run', '-d', '--init', '--name', 'survivor', img, 'sleep', '60']).code, 0);
-    assert.equal(krd.docker(['create', '--name', 'waiting', img, 'true']).code, 0);
-    await krd.kill9();
-    const again = await startKrd({ socket: krd.socket, dataRoot: krd.dataRoot });
-    const old = krd;
-    krd = again;
-    await old.stop();
-    const ps = krd.docker(['ps', '-a', '--format', '{{.Names}} {{.State}}']);
-    assert.deepEqual(ps.stdout.trim().split('\n').sort(), ['survivor running', 'waiting created']);
-    const stop = krd.docker(['stop', '-t', '1', 'survivor']);
-    assert.equal(stop.code, 0, stop.stderr);
-    assert.equal(krd.docker(['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'survivor']).stdout.trim(), 'exited 143');
-    assert.equal(krd.docker(['rm', 'survivor', 'waiting']).code, 0);
-  });
   test('docker diff, export and commit (-c, -m, -a) of a running container: the image carries its changes and config; bad input is one 4xx line', () => {
     const ok = (...args: string[]) => {
       const r = krd.docker(args);
@@ -232,4 +217,19 @@ describe('krd containers with the docker CLI', () => {
     ok('rm', '-f', 'upd-rm');
   });
 
+  test('kill -9 of krd: the restarted krd still lists the containers and stops the running one', async () => {
+    assert.equal(krd.docker(['run', '-d', '--init', '--name', 'survivor', img, 'sleep', '60']).code, 0);
+    assert.equal(krd.docker(['create', '--name', 'waiting', img, 'true']).code, 0);
+    await krd.kill9();
+    const again = await startKrd({ socket: krd.socket, dataRoot: krd.dataRoot });
+    const old = krd;
+    krd = again;
+    await old.stop();
+    const ps = krd.docker(['ps', '-a', '--format', '{{.Names}} {{.State}}']);
+    assert.deepEqual(ps.stdout.trim().split('\n').sort(), ['survivor running', 'waiting created']);
+    const stop = krd.docker(['stop', '-t', '1', 'survivor']);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal(krd.docker(['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'survivor']).stdout.trim(), 'exited 143');
+    assert.equal(krd.docker(['rm', 'survivor', 'waiting']).code, 0);
+  });
 });
