@@ -188,7 +188,15 @@ describe('krd networks (docker CLI, krd in its own network namespace)', () => {
     ok('run', '-d', '--name', 'quiet', '--network', 'none', IMG, 'sleep', '300');
     ok('exec', 'talker', 'sh', '-c', `${retry(`wget -qO- http://${INET_IP}:8000/hello.txt`)} >/dev/null`);
     assert.doesNotMatch(ok('stats', '--no-stream', '--format', '{{.NetIO}}', 'talker'), /^0B \/ 0B$/);
-    const stats = async (name: string) => (await api('GET', `/containers/${name}/stats?stream=0&one-shot=1`, undefined)).body as unknown as { networks?: Record<string, { rx_bytes: number; tx_bytes: number }> };
+    type NetStats = { networks?: Record<string, { rx_bytes: number; tx_bytes: number }> };
+    const stats = (name: string) =>
+      new Promise<NetStats>((resolve, reject) => {
+        http.get({ socketPath: krd.socket, path: `/containers/${name}/stats?stream=0&one-shot=1` }, (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (d: string) => (text += d));
+          res.on('end', () => resolve(JSON.parse(text) as NetStats));
+        }).on('error', reject);
+      });
     const talker = await stats('talker');
     assert.deepEqual(Object.keys(talker.networks ?? {}), ['eth0']);
     assert.ok(talker.networks!.eth0.rx_bytes > 0 && talker.networks!.eth0.tx_bytes > 0, JSON.stringify(talker.networks));
