@@ -199,7 +199,9 @@ describe('krd images with the docker CLI', () => {
     const t0 = Date.now();
     const again = await startKrd({ socket: krd.socket, dataRoot: krd.dataRoot, args: ['--trusted-identity', IDENTITY] });
     const took = Date.now() - t0;
-    // node_modules/.bin/krd execs: the process we started is krd itself.
+    // node_modules/.bin/krd execs: the process we started is krd itself. (Its line may reach
+    // the test's pipe after the socket answers, so it is waited for.)
+    for (let i = 0; i < 100 && !/\(pid \d+\)/.test(again.log()); i++) await new Promise((r) => setTimeout(r, 50));
     assert.match(again.log(), new RegExp(`\\(pid ${again.child.pid}\\)`));
     const old = krd;
     krd = again;
