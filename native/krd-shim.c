@@ -215,11 +215,11 @@ int main(int argc, char **argv) {
 
   /* cgroups before the child goes on from its setup, so its command is accounted and limited */
   join_cgroups(child, errp[0]);
-  if (write(sync[0], "g", 1) != 1) fail("sync", NULL);
-  /* setup done ("r" on the sync socket) or failed (a message on the error pipe, then EOF) */
+  /* setup done ("r" on the sync socket) or failed (a message on the error pipe, then EOF); a
+     pooled child sets up as soon as it has its spec, so it may have failed before the "g" */
   {
     char c;
-    if (read(sync[0], &c, 1) != 1) {
+    if (write(sync[0], "g", 1) != 1 || read(sync[0], &c, 1) != 1) {
       char msg[1024];
       ssize_t n = read(errp[0], msg, sizeof msg - 1);
       msg[n > 0 ? n : 0] = '\0';
