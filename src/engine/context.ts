@@ -27,7 +27,7 @@ export interface EngineContext {
   execs: ExecService;
   archive: ArchiveService;
   stats: StatsService;
-  /** docker diff and docker commit. */
+  /** docker diff, export and commit. */
   layers: ContainerLayers;
   /** docker update. */
   updates: ContainerUpdates;

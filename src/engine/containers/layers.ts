@@ -1,7 +1,7 @@
 // A container's own files as docker shows and keeps them: docker diff (its changes against its
 // image), docker export (image and changes as one tar) and docker commit (the changes as a new
-// image). The runtime reads them (ns: the
-// overlay's upper dir; vm: the pod's vdocker does the same inside the guest).
+// image). The runtime reads them (ns: the overlay's upper dir; vm: the pod's vdocker does the
+// same inside the guest).
 import type { Readable, Writable } from 'node:stream';
 import { flatten } from '../../image/flatten.ts';
 import { KrError } from '../../util/errors.ts';

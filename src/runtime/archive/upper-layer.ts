@@ -54,7 +54,6 @@ export async function scanUpper(t: UpperTree): Promise<Item[]> {
 
 async function scanDir(t: UpperTree, inside: string, skip: Set<string>, out: Item[]): Promise<void> {
   const names = (await readdir(join(t.upper, inside)).catch(() => [] as string[])).sort();
-  const deleted = new Set<string>();
   for (const name of names) {
     const path = posix.join(inside, name);
     if (skip.has(path)) continue;
@@ -62,7 +61,6 @@ async function scanDir(t: UpperTree, inside: string, skip: Set<string>, out: Ite
     const st = await lstatOrNull(host);
     if (!st) continue;
     if (isWhiteout(st)) {
-      deleted.add(name);
       out.push({ path, kind: 'D' });
       continue;
     }

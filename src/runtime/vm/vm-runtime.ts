@@ -348,7 +348,7 @@ class VmContainer implements Container {
     return callJson(this.ep, 'GET', `${this.path}/changes`, changesFromJson);
   }
 
-  /** The guest's tar goes to the image store as a blob, and is only ever unpacked by the hardened extractor. */
+  /** The guest's tar is read only as an untrusted image layer is: stored as a blob, flattened, or unpacked by the hardened extractor. */
   async layer(): Promise<Readable> {
     const { res, abort } = await stream(this.ep, 'GET', `/kraud${this.path}/layer`);
     return passThrough(res, abort);
