@@ -7,38 +7,13 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Readable } from 'node:stream';
 import type { Container, ContainerSpec, Runtime } from './runtime.ts';
 import { encodeHeader, END_OF_ARCHIVE, padding } from '../image/tar/tar-writer.ts';
-import { readTarStream } from '../image/tar/tar-reader.ts';
+import { collect, tarEntries, until } from './conformance-streams.ts';
 
 export interface ConformanceFixture {
   /** The rootfs every test container uses. */
   rootfs: ContainerSpec['rootfs'];
-}
-
-async function collect(stream: Readable | null): Promise<string> {
-  if (!stream) return '';
-  const parts: Buffer[] = [];
-  for await (const c of stream) parts.push(Buffer.from(c));
-  return Buffer.concat(parts).toString();
-}
-
-/** Reads a stream until `pattern` shows up (for interactive tests; generous: a TCG guest on a loaded host is slow). */
-async function until(stream: Readable, pattern: RegExp, timeoutMs = 60_000): Promise<string> {
-  let seen = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; got ${JSON.stringify(seen)}`)), timeoutMs);
-    const onData = (d: Buffer) => {
-      seen += d.toString();
-      if (pattern.test(seen)) {
-        clearTimeout(timer);
-        stream.off('data', onData);
-        resolve(seen);
-      }
-    };
-    stream.on('data', onData);
-  });
 }
 
 export interface ConformanceOptions {
@@ -251,14 +226,7 @@ export function runtimeConformance(name: string, makeRuntime: (stateDir: string)
       assert.equal(r.code, 0, r.err);
       const changes = (await r.c.changes()).map((c) => `${c.kind} ${c.path}`);
       assert.deepEqual(changes, ['C /etc', 'D /etc/shadow', 'C /etc/to-replace', 'C /home', 'C /home/user', 'A /home/user/fresh', 'D /home/user/keep.txt', 'C /tmp', 'A /tmp/new']);
-      const entries: string[] = [];
-      for await (const e of readTarStream(await r.c.layer())) {
-        const parts: Buffer[] = [];
-        for await (const b of e.data()) parts.push(b);
-        const body = Buffer.concat(parts).toString();
-        entries.push(e.header.type === 'file' && body ? `${e.header.path}=${body.trim()}` : e.header.path);
-      }
-      assert.deepEqual(entries, ['etc/', 'etc/.wh.shadow', 'etc/to-replace=y', 'home/', 'home/user/', 'home/user/fresh=n', 'home/user/.wh.keep.txt', 'tmp/', 'tmp/new=x']);
+      assert.deepEqual(await tarEntries(await r.c.layer()), ['etc/', 'etc/.wh.shadow', 'etc/to-replace=y', 'home/', 'home/user/', 'home/user/fresh=n', 'home/user/.wh.keep.txt', 'tmp/', 'tmp/new=x']);
       await r.c.delete();
     });
 
