@@ -23,6 +23,7 @@ import type { Dockerfile, Instruction } from './dockerfile/types.ts';
 import { resolveBase } from './base.ts';
 import { BuildCache, hashKey, type StepState } from './cache.ts';
 import { applyConfig, DEFAULT_SHELL, describe, type ConfigState } from './image-config.ts';
+import { envMap } from '../image/container-env.ts';
 import { emptyDir, mountOverlay, unmount } from './overlay.ts';
 import { copyInputs, runFileStep, type FileStepContext } from './file-steps.ts';
 
@@ -109,7 +110,7 @@ async function buildStage(
     state = { layers: base.layer ? [base.layer] : [], config: structuredClone(base.config), shell: DEFAULT_SHELL, history: [] };
     opts.log(` ---> ${base.id.slice(0, 19)}`);
   }
-  const baseEnv = new Map((state.config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string]));
+  const baseEnv = envMap(state.config.Env ?? []);
   const scope = new StageScope({ globalArgs, buildArgs: opts.buildArgs, baseEnv, escape: df.escape });
   let cmdFromBase = true;
   for (const raw of stage.instructions) {

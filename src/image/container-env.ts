@@ -6,3 +6,8 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 export function withDefaultPath(env: readonly string[]): string[] {
   return env.some((e) => e.startsWith('PATH=')) ? [...env] : [`PATH=${DEFAULT_PATH}`, ...env];
 }
+
+/** K=V entries as a map (an entry without "=" is a name with an empty value). */
+export function envMap(env: readonly string[]): Map<string, string> {
+  return new Map(env.map((e) => (e.includes('=') ? [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] : [e, ''])));
+}

@@ -22,7 +22,8 @@ export interface HostResources {
   Sysctls?: Record<string, string>;
 }
 
-function int(h: Record<string, unknown>, k: string): number {
+/** An integer field of a request body; absent or null is 0. */
+export function int(h: Record<string, unknown>, k: string): number {
   const v = h[k];
   if (v === undefined || v === null) return 0;
   if (typeof v !== 'number' || !Number.isInteger(v)) throw new KrError('invalid', `${k} must be an integer`);

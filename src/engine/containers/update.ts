@@ -4,19 +4,13 @@
 import { KrError } from '../../util/errors.ts';
 import type { Resources, Runtime } from '../../runtime/runtime.ts';
 import type { HostConfig } from './config.ts';
-import { parseHostResources, runtimeSpecOf } from './host-resources.ts';
+import { int, parseHostResources, runtimeSpecOf } from './host-resources.ts';
 import { parseRestartPolicy } from './restart-policy.ts';
 import type { ContainerService } from './service.ts';
 
 /** Fields of docker's UpdateConfig krd has no knob for: refused when set, ignored when empty. */
 const UNSUPPORTED = ['BlkioWeight', 'CpusetCpus', 'CpusetMems', 'CpuRealtimePeriod', 'CpuRealtimeRuntime', 'KernelMemory', 'MemoryReservation', 'KernelMemoryTCP', 'MemorySwappiness'];
 const MIN_MEMORY = 6 * 1024 * 1024;
-
-function int(b: Record<string, unknown>, k: string): number {
-  const v = b[k] ?? 0;
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw new KrError('invalid', `${k} must be an integer`);
-  return v;
-}
 
 const isSet = (v: unknown) => v !== undefined && v !== null && v !== 0 && v !== '' && !(Array.isArray(v) && v.length === 0);
 
@@ -35,7 +29,8 @@ export function applyUpdate(hc: HostConfig, body: unknown): { hostConfig: HostCo
   // one way of limiting CPU replaces the other
   if (nano) Object.assign(next, { NanoCpus: nano, CpuQuota: 0, CpuPeriod: 0 });
   if (quota || period) Object.assign(next, { NanoCpus: 0, CpuQuota: quota || next.CpuQuota, CpuPeriod: period || next.CpuPeriod });
-  if (int(b, 'CpuShares')) next.CpuShares = int(b, 'CpuShares');
+  const shares = int(b, 'CpuShares');
+  if (shares) next.CpuShares = shares;
   const pids = b.PidsLimit === undefined || b.PidsLimit === null ? undefined : int(b, 'PidsLimit');
   if (pids !== undefined) next.PidsLimit = pids > 0 ? pids : null;
   if (isSet((b.RestartPolicy as { Name?: unknown } | undefined)?.Name)) {

@@ -9,6 +9,7 @@ import { MediaType, type ContainerConfig, type Image, type ImageConfigFile, type
 import { parseDockerfile } from '../../build/dockerfile/parse.ts';
 import { applyConfig, DEFAULT_SHELL, type ConfigState } from '../../build/image-config.ts';
 import { KrError } from '../../util/errors.ts';
+import { envMap } from '../../image/container-env.ts';
 import type { ImageService } from './service.ts';
 
 /** What of a container's config an image keeps (the rest is about one run: tty, stdin, hostname). */
@@ -34,7 +35,7 @@ const CHANGEABLE = new Set(['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'LABEL', 'ONBU
 /** The --change lines applied to config, as docker does (only config instructions; a 400 naming a bad one). */
 export function applyChanges(config: ContainerConfig, changes: string[]): ContainerConfig {
   const state: ConfigState = { config: structuredClone(config), shell: DEFAULT_SHELL, cmdFromBase: true };
-  const env = new Map((config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  const env = envMap(config.Env ?? []);
   for (const line of changes) {
     const word = line.trim().split(/\s+/)[0]?.toUpperCase() ?? '';
     if (!CHANGEABLE.has(word)) throw new KrError('invalid', `${word || 'an empty line'} is not a valid change command`);
